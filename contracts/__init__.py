@@ -1,0 +1,1 @@
+"""Liandong contracts: the event envelope, event and HTTP schemas, and reference data."""

@@ -1,0 +1,1 @@
+"""HTTP request and response schemas; the OpenAPI document is generated from them."""

@@ -1,0 +1,242 @@
+"""`liandong`: the operator's command line.
+
+    liandong provision [--city X ...] [--skip-install]
+    liandong up | down | run [--no-demo]
+    liandong migrate --city X
+    liandong topology apply --city X | topology show --city X
+    liandong keys create --city X --org NAME --role ROLE [--role ROLE ...]
+    liandong keys list --city X | keys revoke --city X --prefix PREFIX
+    liandong parked list --city X [--limit N] | parked replay --city X --queue Q [--count N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+from contracts.reference import CITY_CODES, ROLES
+from liandong import platform, provision
+from liandong.settings import Site, site
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="liandong", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("provision", help="servers, vhosts, databases, topology, migrations")
+    p.add_argument("--city", action="append", choices=CITY_CODES)
+    p.add_argument("--skip-install", action="store_true")
+    p.add_argument("--servers-only", action="store_true",
+                   help="only make sure RabbitMQ (with plugins) and PostgreSQL are there")
+    p.set_defaults(fn=cmd_provision)
+
+    p = sub.add_parser("up", help="start the five cities in the background, return when ready")
+    p.set_defaults(fn=cmd_up)
+    p = sub.add_parser("down", help="stop what `up` started")
+    p.set_defaults(fn=cmd_down)
+    p = sub.add_parser("run", help="start the five cities, play the demo day, serve until Ctrl-C")
+    p.add_argument("--no-demo", action="store_true")
+    p.set_defaults(fn=cmd_run)
+    p = sub.add_parser("demo", help="play the demo day against running gateways")
+    p.set_defaults(fn=cmd_demo)
+
+    p = sub.add_parser("migrate", help="run the Alembic migrations of a city's database")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_migrate)
+
+    p = sub.add_parser("topology", help="broker topology from the contracts registry")
+    p.add_argument("action", choices=["apply", "show"])
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_topology)
+
+    keys = sub.add_parser("keys", help="organisations' API keys").add_subparsers(
+        dest="action", required=True)
+    p = keys.add_parser("create", help="create a key; the key is the last line printed")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--org", required=True)
+    p.add_argument("--role", required=True, action="append", choices=ROLES)
+    p.set_defaults(fn=cmd_keys_create)
+    p = keys.add_parser("list")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_keys_list)
+    p = keys.add_parser("revoke")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--prefix", required=True)
+    p.set_defaults(fn=cmd_keys_revoke)
+
+    parked = sub.add_parser("parked", help="messages parked with an error").add_subparsers(
+        dest="action", required=True)
+    p = parked.add_parser("list")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(fn=cmd_parked_list)
+    p = parked.add_parser("replay", help="move parked messages back to their queue")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--queue", required=True, help="the handler's queue (without .parked)")
+    p.add_argument("--count", type=int, default=1_000_000)
+    p.set_defaults(fn=cmd_parked_replay)
+
+    args = parser.parse_args(argv)
+    return args.fn(args, site()) or 0
+
+
+def cmd_provision(args, s: Site) -> int:
+    if args.servers_only:
+        provision.ensure_servers(s, allow_install=not args.skip_install)
+    else:
+        provision.provision(s, tuple(args.city or CITY_CODES), install=not args.skip_install)
+    return 0
+
+
+def cmd_migrate(args, s: Site) -> int:
+    from services.common.migrate import upgrade
+
+    upgrade(s.database_url(args.city))
+    print(f"{args.city}: migrated")
+    return 0
+
+
+def cmd_topology(args, s: Site) -> int:
+    from services.common import topology
+
+    if args.action == "show":
+        print(json.dumps(topology.definitions(s.vhost(args.city)), indent=2))
+    else:
+        body = topology.apply(s.management_url(), s.vhost(args.city))
+        print(f"{args.city}: {len(body['exchanges'])} exchanges, {len(body['queues'])} queues, "
+              f"{len(body['bindings'])} bindings declared in {s.vhost(args.city)}")
+    return 0
+
+
+def _engine(s: Site, city: str):
+    from sqlalchemy import create_engine
+
+    return create_engine(s.database_url(city))
+
+
+def cmd_keys_create(args, s: Site) -> int:
+    from services.common.config import setting
+    from services.gateway.keys import create_key
+
+    engine = _engine(s, args.city)
+    with engine.begin() as conn:
+        org, key = create_key(conn, args.city, args.org, args.role, setting("APIKEY_PEPPER"))
+    print(f"organisation {org['name']} ({org['id']}) roles {','.join(org['roles'])} "
+          f"in {args.city}; the key is shown once, store it now:")
+    print(key)
+    return 0
+
+
+def cmd_keys_list(args, s: Site) -> int:
+    from sqlalchemy import select
+
+    from services.gateway.models import api_keys, organisations
+
+    with _engine(s, args.city).connect() as conn:
+        rows = conn.execute(select(api_keys.c.prefix, api_keys.c.created_at,
+                                   api_keys.c.revoked_at, organisations.c.name,
+                                   organisations.c.roles)
+                            .join(organisations, organisations.c.id == api_keys.c.org_id)
+                            .order_by(api_keys.c.created_at)).all()
+    for r in rows:
+        state = f"revoked {r.revoked_at:%Y-%m-%d}" if r.revoked_at else "active"
+        print(f"{r.prefix}…  {state:<18} {','.join(r.roles):<20} {r.name}")
+    return 0
+
+
+def cmd_keys_revoke(args, s: Site) -> int:
+    from sqlalchemy import func, update
+
+    from services.gateway.models import api_keys
+
+    with _engine(s, args.city).begin() as conn:
+        n = conn.execute(update(api_keys).where(api_keys.c.prefix == args.prefix,
+                                                api_keys.c.revoked_at.is_(None))
+                         .values(revoked_at=func.now())).rowcount
+    print(f"revoked {n} key(s)")
+    return 0 if n else 1
+
+
+def cmd_parked_list(args, s: Site) -> int:
+    from services.common import parking
+
+    for item in parking.list_parked(s.management_url(), s.vhost(args.city), args.limit):
+        print(json.dumps(item, ensure_ascii=False))
+    return 0
+
+
+def cmd_parked_replay(args, s: Site) -> int:
+    from services.common import parking
+
+    n = parking.replay(s.amqp_uri(args.city), args.queue, args.count)
+    print(f"replayed {n} message(s) to {args.queue}")
+    return 0
+
+
+def _serve(s: Site, demo: bool, foreground: bool) -> int:
+    procs = platform.start(s)
+    try:
+        platform.wait_ready(procs)
+    except RuntimeError as exc:
+        platform.stop(procs)
+        print(f"start failed: {exc}", file=sys.stderr)
+        return 1
+    print("\nLiandong 联动 is up:")
+    for city in CITY_CODES:
+        print(f"  {city:<9} http://127.0.0.1:{s.gateway_port(city)}/docs  "
+              f"(API /api/v1, OpenAPI /api/v1/openapi.json)")
+    if demo:
+        from liandong import demo as demo_day
+
+        keys = demo_day.ensure_keys(s, platform.RUN_DIR / "demo-keys.json")
+        demo_day.play(s, keys)
+        print("\nDemo API keys (also in .run/demo-keys.json):")
+        for org, key in keys.items():
+            print(f"  {org}: {key}")
+    if not foreground:
+        print("\nServing in the background; `make down` stops it. Logs: .run/logs/")
+        return 0
+    print("\nServing until Ctrl-C. Logs: .run/logs/")
+    try:
+        while all(sp.proc.poll() is None for sp in procs):
+            time.sleep(1)
+        dead = [sp.name for sp in procs if sp.proc.poll() is not None]
+        print(f"a service exited: {', '.join(dead)}; stopping", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("\nstopping…")
+        return 0
+    finally:
+        platform.stop(procs)
+        for sp in procs:
+            (platform.RUN_DIR / f"{sp.name}.pid").unlink(missing_ok=True)
+
+
+def cmd_up(args, s: Site) -> int:
+    platform.stop_from_pidfiles()
+    return _serve(s, demo=True, foreground=False)
+
+
+def cmd_run(args, s: Site) -> int:
+    platform.stop_from_pidfiles()
+    return _serve(s, demo=not args.no_demo, foreground=True)
+
+
+def cmd_down(args, s: Site) -> int:
+    n = platform.stop_from_pidfiles()
+    print(f"stopped {n} process(es)")
+    return 0
+
+
+def cmd_demo(args, s: Site) -> int:
+    from liandong import demo as demo_day
+
+    demo_day.play(s, demo_day.ensure_keys(s, platform.RUN_DIR / "demo-keys.json"))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

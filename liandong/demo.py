@@ -1,0 +1,108 @@
+"""The demo day of DOMAIN.md, played against the running gateways (the lead part so far)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import requests
+
+from liandong.settings import Site
+
+DEMO_ORGS = [  # (city, organisation, roles)
+    ("taicang", "太仓城厢物业公司 Chengxiang Property Co", ["source"]),
+    ("taicang", "太仓智慧城管探头 Taicang Camera Analytics", ["source"]),
+    ("taicang", "太仓环卫所 Taicang Sanitation Unit", ["source"]),
+    ("taicang", "太仓市城管局 Taicang Bureau", ["bureau"]),
+    ("taicang", "城厢镇中队 Chengxiang Squad", ["squad"]),
+    ("jiading", "嘉定区城管局 Jiading Bureau", ["bureau"]),
+]
+
+# Near the 城厢镇 centre of Taicang, and a field in Jiading's 外冈镇 near the Taicang border.
+TAICANG_SPOT = (121.1012, 31.4521)
+JIADING_SPOT = (121.1630, 31.3790)
+
+
+def ensure_keys(site: Site, keys_file: Path) -> dict[str, str]:
+    """Create the demo organisations' keys once; later runs reuse them."""
+    from sqlalchemy import create_engine
+
+    from services.common.config import setting
+    from services.gateway.keys import create_key
+
+    if keys_file.exists():
+        return json.loads(keys_file.read_text())
+    keys = {}
+    for city, org, roles in DEMO_ORGS:
+        engine = create_engine(site.database_url(city))
+        with engine.begin() as conn:
+            _, key = create_key(conn, city, org, roles, setting("APIKEY_PEPPER"))
+        engine.dispose()
+        keys[org] = key
+    keys_file.parent.mkdir(parents=True, exist_ok=True)
+    keys_file.write_text(json.dumps(keys, ensure_ascii=False, indent=2))
+    return keys
+
+
+class Client:
+    def __init__(self, base: str, key: str):
+        self.base, self.s = base, requests.Session()
+        self.s.headers["Authorization"] = f"Bearer {key}"
+
+    def post(self, path: str, body: dict) -> requests.Response:
+        return self.s.post(self.base + path, json=body, timeout=15)
+
+    def get(self, path: str) -> requests.Response:
+        return self.s.get(self.base + path, timeout=15)
+
+
+def play(site: Site, keys: dict[str, str], out=print) -> dict:
+    tc = f"http://127.0.0.1:{site.gateway_port('taicang')}"
+    names = [org for _, org, _ in DEMO_ORGS]
+    prop, camera, sanitation, bureau = (Client(tc, keys[n]) for n in names[:4])
+    run = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC).replace(microsecond=0)
+    photo = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+
+    out("\n== 1. A property company in Taicang reports exposed garbage (暴露垃圾) ==")
+    r = prop.post("/api/v1/leads", {
+        "source_ref": f"WY-{run}-001", "category": "exposed_garbage",
+        "description": "小区东门外垃圾堆放未清运 Garbage piled outside the east gate",
+        "location": {"lon": TAICANG_SPOT[0], "lat": TAICANG_SPOT[1], "crs": "WGS84"},
+        "address": "太仓市城厢镇 东门街", "occurred_at": (now - timedelta(minutes=12)).isoformat(),
+        "evidence": [{"uri": f"https://evidence.example/{run}/1.jpg", "sha256": photo}],
+    })
+    first = r.json()
+    out(f"   {r.status_code} {first}")
+
+    out("== 1b. A camera reports the same spot ten minutes later: merged, not duplicated ==")
+    r = camera.post("/api/v1/leads", {
+        "source_ref": f"CAM-{run}-0042", "category": "exposed_garbage",
+        "description": "AI识别: 暴露垃圾", "occurred_at": (now - timedelta(minutes=2)).isoformat(),
+        "location": {"lon": TAICANG_SPOT[0] + 0.0002, "lat": TAICANG_SPOT[1] + 0.0001},
+        "camera": {"camera_id": "TC-CX-0042", "model": "garbage-v3", "confidence": 0.93},
+    })
+    merged = r.json()
+    out(f"   {r.status_code} {merged}")
+
+    out("== 2. Routed to the squad whose zone holds the point; Taicang's bureau accepts ==")
+    r = bureau.post(f"/api/v1/leads/{first['id']}/decision",
+                    {"decision": "accept", "reason": "城厢镇中队处置"})
+    accepted = r.json()
+    out(f"   {r.status_code} status={accepted.get('status')} squad={accepted.get('squad')}")
+    for h in accepted.get("history", []):
+        out(f"     {h['at']}  {h['action']:<17} {h['status']:<10} by {h['actor']}")
+
+    out("== 3. A sanitation unit reports illegal dumping at a point in Jiading: handed over ==")
+    r = sanitation.post("/api/v1/leads", {
+        "source_ref": f"HW-{run}-007", "category": "illegal_dumping",
+        "description": "田边发现偷倒渣土 Muck dumped beside a field",
+        "location": {"lon": JIADING_SPOT[0], "lat": JIADING_SPOT[1]},
+        "occurred_at": (now - timedelta(minutes=30)).isoformat(),
+        "evidence": [{"uri": f"https://evidence.example/{run}/2.jpg", "sha256": photo}],
+    })
+    handed = r.json()
+    out(f"   {r.status_code} {handed}")
+    return {"first": first, "merged": merged, "accepted": accepted, "handed_over": handed}

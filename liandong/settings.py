@@ -1,0 +1,84 @@
+"""Where the local platform finds its broker and database, and how each city is named there.
+
+Everything comes from the environment with local defaults, so the same code provisions the
+developer's machine, the test suite (other prefixes, so tests never touch the demo's data) and CI.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from urllib.parse import quote
+
+from contracts.reference import CITY_CODES
+
+GATEWAY_PORTS = {"taicang": 8101, "kunshan": 8102, "changshu": 8103, "jiading": 8104,
+                 "baoshan": 8105}
+# Each service process serves /healthz /readyz /metrics on its own port: base + city offset.
+SERVICE_PORT_BASE = {"gateway": 8100, "leads": 8200}
+SERVICES = ("leads", "gateway")  # start order
+# nameko needs the class named: a module also holds the imported `Observable` base.
+SERVICE_CLASSES = {"leads": "services.leads.service:LeadsService",
+                   "gateway": "services.gateway.service:GatewayService"}
+
+
+def env(name: str, default: str) -> str:
+    return os.environ.get(name) or default
+
+
+@dataclass(frozen=True)
+class Site:
+    rabbit_host: str = env("RABBIT_HOST", "127.0.0.1")
+    rabbit_port: int = int(env("RABBIT_PORT", "5672"))
+    rabbit_user: str = env("RABBIT_USER", "guest")
+    rabbit_password: str = env("RABBIT_PASSWORD", "guest")
+    rabbit_mgmt_port: int = int(env("RABBIT_MANAGEMENT_PORT", "15672"))
+    pg_host: str = env("PG_HOST", "127.0.0.1")
+    pg_port: int = int(env("PG_PORT", "5432"))
+    pg_user: str = env("PG_USER", "postgres")
+    pg_password: str = env("PG_PASSWORD", "")
+    db_prefix: str = env("LIANDONG_DB_PREFIX", "liandong_")
+    vhost_prefix: str = env("LIANDONG_VHOST_PREFIX", "/")
+    port_offset: int = int(env("LIANDONG_PORT_OFFSET", "0"))
+
+    def vhost(self, city: str) -> str:
+        return f"{self.vhost_prefix}{city}"
+
+    def database(self, city: str) -> str:
+        return f"{self.db_prefix}{city}"
+
+    def amqp_uri(self, city: str) -> str:
+        return (f"amqp://{quote(self.rabbit_user)}:{quote(self.rabbit_password)}@"
+                f"{self.rabbit_host}:{self.rabbit_port}/{quote(self.vhost(city), safe='')}")
+
+    def database_url(self, city: str, dbname: str | None = None) -> str:
+        auth = quote(self.pg_user) + (f":{quote(self.pg_password)}" if self.pg_password else "")
+        return (f"postgresql+psycopg2://{auth}@{self.pg_host}:{self.pg_port}/"
+                f"{dbname or self.database(city)}")
+
+    def management_url(self) -> str:
+        return (f"http://{quote(self.rabbit_user)}:{quote(self.rabbit_password)}@"
+                f"{self.rabbit_host}:{self.rabbit_mgmt_port}")
+
+    def gateway_port(self, city: str) -> int:
+        override = os.environ.get(f"GATEWAY_PORT_{city.upper()}")
+        return int(override) if override else GATEWAY_PORTS[city] + self.port_offset
+
+    def service_port(self, service: str, city: str) -> int:
+        if service == "gateway":
+            return self.gateway_port(city)
+        return SERVICE_PORT_BASE[service] + CITY_CODES.index(city) + 1 + self.port_offset
+
+    def service_env(self, city: str, service: str) -> dict[str, str]:
+        """The environment of one service process of one city."""
+        return {
+            "CITY": city,
+            "AMQP_URI": self.amqp_uri(city),
+            "DATABASE_URL": self.database_url(city),
+            "RABBIT_MANAGEMENT_URL": self.management_url(),
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.service_port(service, city)}",
+        }
+
+
+def site() -> Site:
+    return Site()

@@ -1,0 +1,1 @@
+"""The HTTP gateway: API keys, roles, problem details, idempotency; calls services by RPC."""

@@ -1,0 +1,137 @@
+"""Lead rules without I/O: deduplication, routing and visibility."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from contracts.errors import Forbidden, InvalidInput, OutsideJurisdiction
+from contracts.http.leads import CITY_WIDE_ROLES, DECIDE_ROLES, SUBMIT_ROLES  # noqa: F401
+from contracts.reference import CATEGORY_CODES
+from services.common.geo import CityLocator, SquadZones, metres_between
+
+METRES_PER_DEGREE_LAT = 111_320.0
+
+
+@dataclass(frozen=True)
+class DedupPolicy:
+    """Same category within `radius_m` metres and `window` of an open lead: one lead."""
+
+    radius_m: float
+    window: timedelta
+
+
+def dedup_policies(default_radius_m: float, default_window_min: float,
+                   overrides: str | None) -> dict[str, DedupPolicy]:
+    """Per-category policies; `overrides` is `category=metres:minutes,...`."""
+    default = DedupPolicy(float(default_radius_m), timedelta(minutes=float(default_window_min)))
+    policies = dict.fromkeys(CATEGORY_CODES, default)
+    for item in filter(None, (x.strip() for x in (overrides or "").split(","))):
+        try:
+            category, values = item.split("=")
+            metres, minutes = values.split(":")
+            if category not in policies:
+                raise ValueError(f"unknown category {category!r}")
+            policies[category] = DedupPolicy(float(metres), timedelta(minutes=float(minutes)))
+        except ValueError as exc:
+            raise ValueError(f"bad DEDUP_OVERRIDES item {item!r}: {exc}") from exc
+    return policies
+
+
+def search_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
+    """A lon/lat box that contains the circle of `radius_m` around the point."""
+    dlat = radius_m / METRES_PER_DEGREE_LAT
+    dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01))
+    return lon - dlon, lon + dlon, lat - dlat, lat + dlat
+
+
+LOCK_CELL_DEG = 0.01  # about 1 km
+
+
+def dedup_lock_keys(category: str, lon: float, lat: float, radius_m: float) -> list[int]:
+    """Advisory-lock keys for the grid cells the dedup circle touches.
+
+    Two leads within the radius of each other each lock the cell that holds the other, so they
+    are serialised and the second sees the first; leads far apart never wait on each other.
+    Sorted, so two transactions always take their locks in the same order (no deadlock).
+    """
+    min_lon, max_lon, min_lat, max_lat = search_box(lon, lat, radius_m)
+    keys = set()
+    for cx in range(math.floor(min_lon / LOCK_CELL_DEG), math.floor(max_lon / LOCK_CELL_DEG) + 1):
+        for cy in range(math.floor(min_lat / LOCK_CELL_DEG),
+                        math.floor(max_lat / LOCK_CELL_DEG) + 1):
+            digest = hashlib.blake2b(f"{category}:{cx}:{cy}".encode(), digest_size=8).digest()
+            keys.add(int.from_bytes(digest, "big", signed=True))
+    return sorted(keys)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    id: str
+    lon: float
+    lat: float
+    occurred_at: datetime
+
+
+def pick_duplicate(candidates: list[Candidate], lon: float, lat: float, occurred_at: datetime,
+                   policy: DedupPolicy) -> tuple[Candidate, float] | None:
+    """The nearest open lead within the policy's radius and time window, with its distance."""
+    best = None
+    for c in candidates:
+        if abs(c.occurred_at - occurred_at) > policy.window:
+            continue
+        d = metres_between(lon, lat, c.lon, c.lat)
+        if d <= policy.radius_m and (best is None or d < best[1]):
+            best = (c, d)
+    return best
+
+
+@dataclass(frozen=True)
+class Routing:
+    city: str  # the city whose boundary holds the point
+    squad: str | None  # the squad zone, when the city is ours
+    status: str  # routed | handed_over
+
+    @property
+    def to_city(self) -> str | None:
+        return self.city if self.status == "handed_over" else None
+
+
+class Router:
+    """City by boundary, then the squad zone inside our own city."""
+
+    def __init__(self, own_city: str, locator: CityLocator, zones: SquadZones):
+        self.own_city = own_city
+        self.locator = locator
+        self.zones = zones
+
+    def route(self, lon: float, lat: float) -> Routing:
+        city = self.locator.city_at(lon, lat)
+        if city is None:
+            raise OutsideJurisdiction(
+                "the location lies outside the five cities (宝嘉常昆太)",
+                {"location": ["outside Taicang, Kunshan, Changshu, Jiading and Baoshan"]},
+            )
+        if city != self.own_city:
+            return Routing(city=city, squad=None, status="handed_over")
+        zone = self.zones.zone_at(lon, lat)
+        return Routing(city=city, squad=zone.squad if zone else None, status="routed")
+
+
+def can_see(caller: dict, lead_source_org: str) -> bool:
+    return lead_source_org == caller["org_id"] or bool(CITY_WIDE_ROLES & set(caller["roles"]))
+
+
+def require_role(caller: dict, allowed: frozenset[str], action: str) -> None:
+    if not allowed & set(caller["roles"]):
+        raise Forbidden(
+            f"role {'/'.join(sorted(caller['roles'])) or 'none'} may not {action}",
+            {"roles": [f"needs one of: {', '.join(sorted(allowed))}"]},
+        )
+
+
+def check_decision(decision: str, reason: str | None) -> None:
+    if decision == "reject" and not (reason or "").strip():
+        raise InvalidInput("a rejection needs a reason", {"reason": ["required to reject"]})

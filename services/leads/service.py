@@ -1,0 +1,59 @@
+"""The leads service: entrypoints only; rules live in `domain.py`, storage in `store.py`."""
+
+from __future__ import annotations
+
+from marshmallow import ValidationError
+
+from contracts.envelope import Event
+from contracts.errors import InvalidInput
+from contracts.http.leads import DecisionSchema, LeadListQuerySchema, LeadSubmissionSchema
+from services.common.config import setting
+from services.common.db import Database
+from services.common.entrypoints import event_handler, rpc
+from services.common.observability import Observable
+from services.leads import domain, models
+from services.leads.store import LeadStore, RouterProvider
+
+
+def load(schema_cls, payload, **kwargs) -> dict:
+    try:
+        return schema_cls(**kwargs).load(payload if payload is not None else {})
+    except ValidationError as exc:
+        raise InvalidInput("the request does not match the schema", exc.messages) from exc
+
+
+class LeadsService(Observable):
+    name = "leads"
+
+    db = Database(models.metadata)
+    router = RouterProvider()
+
+    def _store(self) -> LeadStore:
+        return LeadStore(self.db, self.router, setting("CITY"))
+
+    @rpc
+    def submit(self, caller: dict, body: dict) -> dict:
+        """Validate, deduplicate, route and store a lead; `created` is False for a repeat."""
+        domain.require_role(caller, domain.SUBMIT_ROLES, "submit leads")
+        lead = load(LeadSubmissionSchema, body)
+        return self._store().submit(caller, lead)
+
+    @rpc
+    def get(self, caller: dict, lead_id: str) -> dict:
+        return self._store().view(caller, lead_id)
+
+    @rpc
+    def list(self, caller: dict, query: dict) -> dict:
+        return self._store().list(caller, load(LeadListQuerySchema, query))
+
+    @rpc
+    def decide(self, caller: dict, lead_id: str, body: dict) -> dict:
+        domain.require_role(caller, domain.DECIDE_ROLES, "decide on leads")
+        decision = load(DecisionSchema, body)
+        domain.check_decision(decision["decision"], decision["reason"])
+        return self._store().decide(caller, lead_id, decision["decision"], decision["reason"])
+
+    @event_handler("bridge", "lead.handed_over")
+    def on_lead_handed_over(self, event: Event) -> None:
+        """A partner city handed us a lead located here: it becomes ours to decide on."""
+        self._store().receive_handover(event)
