@@ -7,7 +7,7 @@ developer's machine, the test suite (other prefixes, so tests never touch the de
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from urllib.parse import quote
 
 from contracts.reference import CITY_CODES
@@ -28,18 +28,19 @@ def env(name: str, default: str) -> str:
 
 @dataclass(frozen=True)
 class Site:
-    rabbit_host: str = env("RABBIT_HOST", "127.0.0.1")
-    rabbit_port: int = int(env("RABBIT_PORT", "5672"))
-    rabbit_user: str = env("RABBIT_USER", "guest")
-    rabbit_password: str = env("RABBIT_PASSWORD", "guest")
-    rabbit_mgmt_port: int = int(env("RABBIT_MANAGEMENT_PORT", "15672"))
-    pg_host: str = env("PG_HOST", "127.0.0.1")
-    pg_port: int = int(env("PG_PORT", "5432"))
-    pg_user: str = env("PG_USER", "postgres")
-    pg_password: str = env("PG_PASSWORD", "")
-    db_prefix: str = env("LIANDONG_DB_PREFIX", "liandong_")
-    vhost_prefix: str = env("LIANDONG_VHOST_PREFIX", "/")
-    port_offset: int = int(env("LIANDONG_PORT_OFFSET", "0"))
+    rabbit_host: str = field(default_factory=lambda: env("RABBIT_HOST", "127.0.0.1"))
+    rabbit_port: int = field(default_factory=lambda: int(env("RABBIT_PORT", "5672")))
+    rabbit_user: str = field(default_factory=lambda: env("RABBIT_USER", "guest"))
+    rabbit_password: str = field(default_factory=lambda: env("RABBIT_PASSWORD", "guest"))
+    rabbit_mgmt_port: int = field(
+        default_factory=lambda: int(env("RABBIT_MANAGEMENT_PORT", "15672")))
+    pg_host: str = field(default_factory=lambda: env("PG_HOST", "127.0.0.1"))
+    pg_port: int = field(default_factory=lambda: int(env("PG_PORT", "5432")))
+    pg_user: str = field(default_factory=lambda: env("PG_USER", "postgres"))
+    pg_password: str = field(default_factory=lambda: env("PG_PASSWORD", ""))
+    db_prefix: str = field(default_factory=lambda: env("LIANDONG_DB_PREFIX", "liandong_"))
+    vhost_prefix: str = field(default_factory=lambda: env("LIANDONG_VHOST_PREFIX", "/"))
+    port_offset: int = field(default_factory=lambda: int(env("LIANDONG_PORT_OFFSET", "0")))
 
     def vhost(self, city: str) -> str:
         return f"{self.vhost_prefix}{city}"
