@@ -12,11 +12,12 @@ from services.common.topology import management_session
 def list_parked(management_url: str, vhost: str, limit: int = 20) -> list[dict]:
     session, base = management_session(management_url)
     v = quote(vhost, safe="")
-    queues = session.get(f"{base}/api/queues/{v}", params={"columns": "name,messages"},
+    queues = session.get(f"{base}/api/queues/{v}", params={"columns": "name"},
                          timeout=10).json()
     out = []
     for q in queues:
-        if not q["name"].endswith(".parked") or not q.get("messages"):
+        # The queue's message count in the API lags by the stats interval: ask every parking queue.
+        if not q["name"].endswith(".parked"):
             continue
         msgs = session.post(f"{base}/api/queues/{v}/{quote(q['name'], safe='')}/get", json={
             "count": limit, "ackmode": "ack_requeue_true", "encoding": "auto",
@@ -45,11 +46,13 @@ def replay(amqp_uri: str, queue: str, count: int) -> int:
             message = channel.basic_get(f"{queue}.parked", no_ack=False)
             if message is None:
                 break
-            headers = {k: v for k, v in (message.headers or {}).items()
+            props = message.properties
+            headers = {k: v for k, v in (props.get("application_headers") or {}).items()
                        if not k.startswith("x-liandong-") and k != "x-death"}
             producer.publish(message.body, exchange="", routing_key=queue, headers=headers,
-                             content_type=message.content_type,
-                             content_encoding=message.content_encoding, delivery_mode=2)
-            message.ack()
+                             content_type=props.get("content_type", "application/json"),
+                             content_encoding=props.get("content_encoding", "utf-8"),
+                             delivery_mode=2)
+            channel.basic_ack(message.delivery_tag)
             moved += 1
     return moved
