@@ -82,6 +82,13 @@ class CityPlatform:
         self.procs.extend(new)
         return new[0]
 
+    def restart_fresh(self, city: str, service: str):
+        """Start a service whose previous process is already gone."""
+        new = launcher.start(self.site, (city,), (service,), self.extra_env, run_dir=RUN_DIR)
+        launcher.wait_ready(new, 60)
+        self.procs.extend(new)
+        return new[0]
+
     # access ------------------------------------------------------------------------------
     def url(self, city: str) -> str:
         return f"http://127.0.0.1:{self.site.gateway_port(city)}"
