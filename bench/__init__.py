@@ -1,0 +1,1 @@
+"""Benchmarks: each runnable alone as `python -m bench.<name>`; they report, never pass/fail."""
