@@ -35,7 +35,7 @@ class EnvelopeSchema(Schema):
     version = fields.Integer(required=True, strict=True, validate=validate.Range(min=1))
     source = fields.String(required=True, validate=validate.Regexp(r"^[a-z_]+/[a-z_]+$"))
     city = fields.String(required=True, validate=validate.OneOf(CITY_CODES))
-    time = fields.AwareDateTime(required=True, format="iso", default_timezone=UTC)
+    time = fields.AwareDateTime(required=True, format="iso")
     subject = fields.String(required=True, validate=validate.Length(min=1, max=200))
     trace_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     data = fields.Dict(required=True)

@@ -8,6 +8,7 @@ The registry is the single source for:
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from marshmallow import Schema, ValidationError
@@ -45,6 +46,12 @@ class Subscription:
     @property
     def exchange(self) -> str:
         return exchange_for(self.producer)
+
+
+@functools.cache
+def schema_instance(schema_cls: type[Schema]) -> Schema:
+    """One instance per schema class: marshmallow schemas keep no state between loads."""
+    return schema_cls()
 
 
 def exchange_for(service: str) -> str:
@@ -106,14 +113,14 @@ class Registry:
 
     # validation ---------------------------------------------------------
     def load_data(self, type: str, version: int, data: dict) -> dict:
-        schema = self.contract(type, version).schema()
+        schema = schema_instance(self.contract(type, version).schema)
         try:
             return schema.load(data)
         except ValidationError as exc:
             raise EventValidationError(f"invalid data for {type} v{version}", exc.messages) from exc
 
     def dump_data(self, type: str, version: int, data: dict) -> dict:
-        schema = self.contract(type, version).schema()
+        schema = schema_instance(self.contract(type, version).schema)
         # Validate what leaves exactly as a receiver will validate it on arrival.
         dumped = schema.dump(data)
         self.load_data(type, version, dumped)

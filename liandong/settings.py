@@ -49,16 +49,17 @@ class Site:
         return f"{self.db_prefix}{city}"
 
     def amqp_uri(self, city: str) -> str:
-        return (f"amqp://{quote(self.rabbit_user)}:{quote(self.rabbit_password)}@"
+        return (f"amqp://{quote(self.rabbit_user, safe='')}:{quote(self.rabbit_password, safe='')}@"
                 f"{self.rabbit_host}:{self.rabbit_port}/{quote(self.vhost(city), safe='')}")
 
     def database_url(self, city: str, dbname: str | None = None) -> str:
-        auth = quote(self.pg_user) + (f":{quote(self.pg_password)}" if self.pg_password else "")
+        auth = quote(self.pg_user, safe="") + (
+            f":{quote(self.pg_password, safe='')}" if self.pg_password else "")
         return (f"postgresql+psycopg2://{auth}@{self.pg_host}:{self.pg_port}/"
                 f"{dbname or self.database(city)}")
 
     def management_url(self) -> str:
-        return (f"http://{quote(self.rabbit_user)}:{quote(self.rabbit_password)}@"
+        return (f"http://{quote(self.rabbit_user, safe='')}:{quote(self.rabbit_password, safe='')}@"
                 f"{self.rabbit_host}:{self.rabbit_mgmt_port}")
 
     def gateway_port(self, city: str) -> int:

@@ -27,7 +27,7 @@ from contracts.envelope import Event
 from contracts.registry import load_all
 from services.common.config import setting
 from services.common.logging import get_logger
-from services.common.outbox import OutboxRelay
+from services.common.outbox import OutboxRelay, PendingEvent
 
 log = get_logger(__name__)
 _green_patched = False
@@ -48,7 +48,9 @@ def make_engine(url: str | None = None, pool_size: int | None = None) -> Engine:
         url or setting("DATABASE_URL"),
         pool_size=int(pool_size or setting("DB_POOL_SIZE", 10)),
         max_overflow=10,
-        pool_pre_ping=True,
+        # No ping per checkout (a round trip per worker): a connection broken by a database
+        # restart fails one unit of work, which rolls back, and the pool then reconnects.
+        pool_recycle=1800,
         future=True,
     )
 
@@ -86,27 +88,19 @@ class UnitOfWork:
             trace_id=trace_id or self.trace_id,
         )
         wire = event.to_wire()  # validates against the contract before anything is stored
-        self.session.execute(
-            insert(self._outbox).values(
-                event_id=event.id,
-                type=event.type,
-                version=event.version,
-                exchange=contract.exchange,
-                subject=event.subject,
-                trace_id=event.trace_id,
-                body=wire,
-            )
-        )
-        self.emitted.append(event.id)
+        self.session.execute(insert(self._outbox), {
+            "event_id": event.id, "type": event.type, "version": event.version,
+            "exchange": contract.exchange, "subject": event.subject,
+            "trace_id": event.trace_id, "body": wire,
+        })
+        self.emitted.append(PendingEvent(event.id, contract.exchange, wire))
         return event
 
     def first_delivery(self, event: Event, handler: str) -> bool:
         """Claim `event` for `handler`: False when it was already applied (a redelivery)."""
+        claim = pg_insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)
         row = self.session.execute(
-            pg_insert(self._inbox)
-            .values(event_id=event.id, handler=handler, type=event.type)
-            .on_conflict_do_nothing()
-            .returning(self._inbox.c.event_id)
+            claim, {"event_id": event.id, "handler": handler, "type": event.type}
         ).first()
         return row is not None
 
@@ -180,7 +174,7 @@ class Database(DependencyProvider):
         if unit.committed and unit.emitted:
             # Fast path, after the reply: publish what this worker committed. Anything missed
             # here (crash, broker down) is published by the relay's sweep.
-            self.relay.publish_now(unit.emitted)
+            self.relay.publish_committed(unit.emitted)
 
 
 def finish_units_of_work(worker_ctx, exc_info):

@@ -18,6 +18,7 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from werkzeug.wrappers import Response
 
+from contracts.registry import schema_instance
 from services.common.config import setting
 from services.common.entrypoints import http
 from services.common.logging import get_logger
@@ -145,7 +146,7 @@ def read_json(request) -> dict:
 
 def _validate(schema_cls, data: dict, where: str) -> dict:
     try:
-        return schema_cls().load(data)
+        return schema_instance(schema_cls).load(data)
     except ValidationError as exc:
         raise Problem(422, "invalid-input", "Invalid input 输入无效",
                       f"the request {where} does not match the schema",

@@ -12,7 +12,12 @@ from contracts.http.leads import CITY_WIDE_ROLES, DECIDE_ROLES, SUBMIT_ROLES  # 
 from contracts.reference import CATEGORY_CODES
 from services.common.geo import CityLocator, SquadZones, metres_between
 
-METRES_PER_DEGREE_LAT = 111_320.0
+# Lower bounds of a degree's length on the WGS84 ellipsoid (a degree of latitude is shortest at
+# the equator, 110,574 m), plus 1 % margin: the box may hold extra candidates, never miss one;
+# the exact geodesic distance decides.
+MIN_METRES_PER_DEGREE_LAT = 110_574.0
+METRES_PER_DEGREE_LON_AT_EQUATOR = 111_320.0
+BOX_MARGIN = 1.01
 
 
 @dataclass(frozen=True)
@@ -42,8 +47,9 @@ def dedup_policies(default_radius_m: float, default_window_min: float,
 
 def search_box(lon: float, lat: float, radius_m: float) -> tuple[float, float, float, float]:
     """A lon/lat box that contains the circle of `radius_m` around the point."""
-    dlat = radius_m / METRES_PER_DEGREE_LAT
-    dlon = radius_m / (METRES_PER_DEGREE_LAT * max(math.cos(math.radians(lat)), 0.01))
+    dlat = BOX_MARGIN * radius_m / MIN_METRES_PER_DEGREE_LAT
+    dlon = BOX_MARGIN * radius_m / (METRES_PER_DEGREE_LON_AT_EQUATOR
+                                    * max(math.cos(math.radians(lat)), 0.01))
     return lon - dlon, lon + dlon, lat - dlat, lat + dlat
 
 

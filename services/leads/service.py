@@ -7,6 +7,7 @@ from marshmallow import ValidationError
 from contracts.envelope import Event
 from contracts.errors import InvalidInput
 from contracts.http.leads import DecisionSchema, LeadListQuerySchema, LeadSubmissionSchema
+from contracts.registry import schema_instance
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import event_handler, rpc
@@ -15,9 +16,9 @@ from services.leads import domain, models
 from services.leads.store import LeadStore, RouterProvider
 
 
-def load(schema_cls, payload, **kwargs) -> dict:
+def load(schema_cls, payload) -> dict:
     try:
-        return schema_cls(**kwargs).load(payload if payload is not None else {})
+        return schema_instance(schema_cls).load(payload if payload is not None else {})
     except ValidationError as exc:
         raise InvalidInput("the request does not match the schema", exc.messages) from exc
 

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import and_, insert, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts.envelope import Event
@@ -22,6 +22,14 @@ from services.leads import domain
 from services.leads.models import OPEN_STATUSES, lead_history, leads
 
 log = get_logger(__name__)
+
+
+# Statements built once: only their parameters change per call (no per-call compilation).
+INSERT_LEAD = (pg_insert(leads).on_conflict_do_nothing(constraint="uq_leads_source_ref")
+               .returning(leads.c.id))
+# One round trip for every cell lock, taken in key order (no deadlock between two leads).
+LOCK_CELLS = text("SELECT pg_advisory_xact_lock(k) FROM "
+                  "(SELECT unnest(CAST(:keys AS bigint[])) AS k ORDER BY 1) AS cells")
 
 
 class RouterProvider(DependencyProvider):
@@ -59,10 +67,6 @@ class LeadStore:
 
     # submit -----------------------------------------------------------------------------
     def submit(self, caller: dict, lead: dict) -> dict:
-        existing = self._by_source_ref(caller["org_id"], lead["source_ref"])
-        if existing is not None:
-            return {"created": False, "lead": self._summary(existing)}
-
         loc = lead["location"]
         lon, lat = to_wgs84(loc["lon"], loc["lat"], loc["crs"])
         routing = self.router.route(lon, lat)
@@ -71,8 +75,8 @@ class LeadStore:
         lead_id = str(uuid.uuid4())
 
         # Serialise with any concurrent lead near this point, then look for an open duplicate.
-        for key in domain.dedup_lock_keys(lead["category"], lon, lat, policy.radius_m):
-            self.s.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        self.s.execute(LOCK_CELLS, {"keys": domain.dedup_lock_keys(
+            lead["category"], lon, lat, policy.radius_m)})
         dup = self._find_duplicate(lead["category"], lon, lat, lead["occurred_at"], policy)
 
         status = "merged" if dup else routing.status
@@ -95,16 +99,14 @@ class LeadStore:
             "squad": routing.squad,
             "to_city": routing.to_city,
             "duplicate_of": dup[0].id if dup else None,
+            "merged_count": 0, "origin_city": None, "origin_lead_id": None,
             "trace_id": self.db.trace_id,
         }
-        inserted = self.s.execute(
-            pg_insert(leads).values(**row).on_conflict_do_nothing(
-                constraint="uq_leads_source_ref").returning(leads.c.id)
-        ).first()
-        if inserted is None:  # the same source_ref won a race with us
-            return {"created": False,
-                    "lead": self._summary(self._by_source_ref(caller["org_id"],
-                                                              lead["source_ref"]))}
+        if self.s.execute(INSERT_LEAD, row).first() is None:
+            # The same source_ref is already stored (a repeat, or a race we lost): answer it.
+            self.s.rollback()
+            existing = self._by_source_ref(caller["org_id"], lead["source_ref"])
+            return {"created": False, "lead": self._summary(existing)}
 
         actor = _actor(caller)
         self._history(lead_id, actor, "submitted", status, {
@@ -176,10 +178,8 @@ class LeadStore:
             "origin_city": data["from_city"], "origin_lead_id": str(data["lead_id"]),
             "trace_id": event.trace_id,
         }
-        inserted = self.s.execute(
-            pg_insert(leads).values(**row).on_conflict_do_nothing(
-                constraint="uq_leads_source_ref").returning(leads.c.id)
-        ).first()
+        row.update(duplicate_of=None, merged_count=0)
+        inserted = self.s.execute(INSERT_LEAD, row).first()
         if inserted is None:
             log.info("handover already received", origin_lead_id=str(data["lead_id"]))
             return
@@ -277,9 +277,9 @@ class LeadStore:
         return self.s.execute(query).first()
 
     def _history(self, lead_id, actor, action, status, detail, at) -> None:
-        self.s.execute(insert(lead_history).values(
-            lead_id=lead_id, actor=actor, action=action, status=status,
-            detail=json.loads(json.dumps(detail, default=str)), at=at))
+        self.s.execute(insert(lead_history), {
+            "lead_id": lead_id, "actor": actor, "action": action, "status": status,
+            "detail": json.loads(json.dumps(detail, default=str)), "at": at})
 
     @staticmethod
     def _event_body(row) -> dict:
@@ -331,8 +331,7 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         at, lead_id = json.loads(raw)
         return datetime.fromisoformat(at), str(uuid.UUID(lead_id))
-    except (ValueError, TypeError) as exc:
+    except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidInput("invalid cursor", {"cursor": ["not a cursor this API issued"]}) from exc
 
 
-__all__ = ["LeadStore", "RouterProvider", "func"]

@@ -54,7 +54,8 @@ class ProbeService:
 def probe_service():
     site = TEST_SITE
     cfg = {"AMQP_URI": site.amqp_uri(PLACE), "DATABASE_URL": site.database_url(PLACE),
-           "CITY": "taicang", "RETRY_DELAYS_MS": "50,100,150", "OUTBOX_SWEEP_SECONDS": 0.5}
+           "CITY": "taicang", "RETRY_DELAYS_MS": "50,100,150", "OUTBOX_SWEEP_SECONDS": 0.5,
+           "OUTBOX_GRACE_SECONDS": 0}
     with config.patch(cfg):
         provision.drop_city(site, PLACE)
         provision.ensure_vhost(site, PLACE)
