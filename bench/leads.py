@@ -187,13 +187,16 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--leads-replicas", type=int, default=2,
+                        help="leads processes (competing consumers), as k8s runs 2 replicas")
     args = parser.parse_args()
 
     provision.ensure_servers(SITE, allow_install=False)
     provision.drop_city(SITE, CITY)
     provision.provision_city(SITE, CITY)
     procs = launcher.start(SITE, (CITY,), ("leads", "gateway"), {"LOG_LEVEL": "WARNING"},
-                           run_dir=launcher.RUN_DIR / "bench")
+                           run_dir=launcher.RUN_DIR / "bench",
+                           replicas={"leads": args.leads_replicas})
     try:
         launcher.wait_ready(procs)
         driver = Driver(SITE.gateway_port(CITY), create_key())
@@ -210,7 +213,8 @@ def main() -> None:
     print(table([
         ("sustained leads/s (POST → routed + stored)", f"{load['rate']:.0f}",
          f"{load['p50']:.1f}", f"{load['p99']:.1f}",
-         f"{args.concurrency} clients, {load['elapsed']:.0f} s, {load['ok']} stored "
+         f"{args.concurrency} clients, {args.leads_replicas} leads + 1 gateway processes, "
+         f"{load['elapsed']:.0f} s, {load['ok']} stored "
          f"(db +{stored}), statuses {load['statuses']}"),
         (f"fixed rate {args.rate:g} leads/s", f"{args.rate:g}", f"{steady['p50']:.1f}",
          f"{steady['p99']:.1f}", f"{steady['sent']} sent, statuses {steady['statuses']}"),
@@ -220,7 +224,8 @@ def main() -> None:
     print(result_line("leads", sustained_rate=load["rate"], sustained_p50_ms=load["p50"],
                       sustained_p99_ms=load["p99"], fixed_rate=float(args.rate),
                       fixed_p50_ms=steady["p50"], fixed_p99_ms=steady["p99"],
-                      nameko_raw_event_rate=raw["rate"], stored=stored))
+                      nameko_raw_event_rate=raw["rate"], stored=stored,
+                      leads_replicas=args.leads_replicas))
 
 
 if __name__ == "__main__":

@@ -29,10 +29,12 @@ class ServiceProcess:
     service: str
     port: int
     proc: subprocess.Popen | None = None
+    replica: int = 0
 
     @property
     def name(self) -> str:
-        return f"{self.city}-{self.service}"
+        suffix = f"-{self.replica + 1}" if self.replica else ""
+        return f"{self.city}-{self.service}{suffix}"
 
     @property
     def url(self) -> str:
@@ -40,14 +42,19 @@ class ServiceProcess:
 
 
 def start(site: Site, cities=CITY_CODES, services=SERVICES, extra_env: dict | None = None,
-          run_dir: Path = RUN_DIR) -> list[ServiceProcess]:
+          run_dir: Path = RUN_DIR, replicas: dict[str, int] | None = None
+          ) -> list[ServiceProcess]:
+    """Start each service of each city; `replicas` runs more than one process of a service
+    (competing consumers on the same queues, as in production; not for the gateway, which
+    owns its city's HTTP port)."""
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     procs = []
-    for city in cities:
-        for service in services:
-            sp = ServiceProcess(city, service, site.service_port(service, city))
+    for city, service in ((c, s) for c in cities for s in services):
+        for replica in range((replicas or {}).get(service, 1)):
+            sp = ServiceProcess(city, service, site.service_port(service, city, replica),
+                                replica=replica)
             env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning",
-                   **site.service_env(city, service), **(extra_env or {})}
+                   **site.service_env(city, service, replica), **(extra_env or {})}
             log = open(run_dir / "logs" / f"{sp.name}.log", "ab")
             sp.proc = subprocess.Popen(
                 [sys.executable, "-m", "nameko", "run", "--config",

@@ -66,19 +66,20 @@ class Site:
         override = os.environ.get(f"GATEWAY_PORT_{city.upper()}")
         return int(override) if override else GATEWAY_PORTS[city] + self.port_offset
 
-    def service_port(self, service: str, city: str) -> int:
+    def service_port(self, service: str, city: str, replica: int = 0) -> int:
         if service == "gateway":
             return self.gateway_port(city)
-        return SERVICE_PORT_BASE[service] + CITY_CODES.index(city) + 1 + self.port_offset
+        return (SERVICE_PORT_BASE[service] + CITY_CODES.index(city) + 1 + 50 * replica
+                + self.port_offset)
 
-    def service_env(self, city: str, service: str) -> dict[str, str]:
+    def service_env(self, city: str, service: str, replica: int = 0) -> dict[str, str]:
         """The environment of one service process of one city."""
         return {
             "CITY": city,
             "AMQP_URI": self.amqp_uri(city),
             "DATABASE_URL": self.database_url(city),
             "RABBIT_MANAGEMENT_URL": self.management_url(),
-            "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.service_port(service, city)}",
+            "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.service_port(service, city, replica)}",
         }
 
 

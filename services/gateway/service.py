@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from nameko.rpc import ServiceRpc
 from werkzeug.wrappers import Response
 
 from contracts.http import leads as L
@@ -11,6 +10,7 @@ from contracts.reference import CATEGORIES
 from services.common.db import Database
 from services.common.entrypoints import http
 from services.common.observability import Observable
+from services.common.rpc import ServiceRpc
 from services.gateway import models, problems
 from services.gateway.api import operation, rpc_call
 from services.gateway.dependencies import Authenticator, TraceContext
