@@ -192,7 +192,7 @@ def _serve(s: Site, demo: bool, foreground: bool) -> int:
         from liandong import demo as demo_day
 
         keys = demo_day.ensure_keys(s, platform.RUN_DIR / "demo-keys.json")
-        demo_day.play(s, keys)
+        demo_day.play(s, keys, run_no=demo_day.next_run_number(platform.RUN_DIR / "demo-runs"))
         print("\nDemo API keys (also in .run/demo-keys.json):")
         for org, key in keys.items():
             print(f"  {org}: {key}")
@@ -234,7 +234,8 @@ def cmd_down(args, s: Site) -> int:
 def cmd_demo(args, s: Site) -> int:
     from liandong import demo as demo_day
 
-    demo_day.play(s, demo_day.ensure_keys(s, platform.RUN_DIR / "demo-keys.json"))
+    demo_day.play(s, demo_day.ensure_keys(s, platform.RUN_DIR / "demo-keys.json"),
+                  run_no=demo_day.next_run_number(platform.RUN_DIR / "demo-runs"))
     return 0
 
 

@@ -58,7 +58,22 @@ class Client:
         return self.s.get(self.base + path, timeout=15)
 
 
-def play(site: Site, keys: dict[str, str], out=print) -> dict:
+def _spots(run_no: int) -> tuple[tuple[float, float], tuple[float, float]]:
+    """Each replay of the demo reports at a spot ~120 m from the previous runs' (a report at the
+    same spot within 30 minutes would rightly be merged into the earlier run's lead)."""
+    dx, dy = (run_no % 10) * 0.00125, (run_no // 10 % 10) * 0.0011
+    return ((TAICANG_SPOT[0] + dx, TAICANG_SPOT[1] + dy),
+            (JIADING_SPOT[0] + dx, JIADING_SPOT[1] - dy))
+
+
+def next_run_number(counter: Path) -> int:
+    n = int(counter.read_text()) + 1 if counter.exists() else 0
+    counter.parent.mkdir(parents=True, exist_ok=True)
+    counter.write_text(str(n))
+    return n
+
+
+def play(site: Site, keys: dict[str, str], out=print, run_no: int = 0) -> dict:
     tc = f"http://127.0.0.1:{site.gateway_port('taicang')}"
     names = [org for _, org, _ in DEMO_ORGS]
     prop, camera, sanitation, bureau = (Client(tc, keys[n]) for n in names[:4])
@@ -67,21 +82,29 @@ def play(site: Site, keys: dict[str, str], out=print) -> dict:
     photo = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 
     out("\n== 1. A property company in Taicang reports exposed garbage (暴露垃圾) ==")
-    r = prop.post("/api/v1/leads", {
-        "source_ref": f"WY-{run}-001", "category": "exposed_garbage",
-        "description": "小区东门外垃圾堆放未清运 Garbage piled outside the east gate",
-        "location": {"lon": TAICANG_SPOT[0], "lat": TAICANG_SPOT[1], "crs": "WGS84"},
-        "address": "太仓市城厢镇 东门街", "occurred_at": (now - timedelta(minutes=12)).isoformat(),
-        "evidence": [{"uri": f"https://evidence.example/{run}/1.jpg", "sha256": photo}],
-    })
-    first = r.json()
+    for attempt in range(100):
+        taicang_spot, jiading_spot = _spots(run_no + attempt)
+        r = prop.post("/api/v1/leads", {
+            "source_ref": f"WY-{run}-{attempt:03d}", "category": "exposed_garbage",
+            "description": "小区东门外垃圾堆放未清运 Garbage piled outside the east gate",
+            "location": {"lon": taicang_spot[0], "lat": taicang_spot[1], "crs": "WGS84"},
+            "address": "太仓市城厢镇 东门街",
+            "occurred_at": (now - timedelta(minutes=12)).isoformat(),
+            "evidence": [{"uri": f"https://evidence.example/{run}/1.jpg", "sha256": photo}],
+        })
+        first = r.json()
+        if first.get("status") != "merged":
+            break
+        # an earlier replay reported at this spot within 30 minutes: report a little further
+        out(f"   (spot taken by an earlier demo run: merged into {first['duplicate_of']}; "
+            f"moving 120 m)")
     out(f"   {r.status_code} {first}")
 
     out("== 1b. A camera reports the same spot ten minutes later: merged, not duplicated ==")
     r = camera.post("/api/v1/leads", {
         "source_ref": f"CAM-{run}-0042", "category": "exposed_garbage",
         "description": "AI识别: 暴露垃圾", "occurred_at": (now - timedelta(minutes=2)).isoformat(),
-        "location": {"lon": TAICANG_SPOT[0] + 0.0002, "lat": TAICANG_SPOT[1] + 0.0001},
+        "location": {"lon": taicang_spot[0] + 0.0002, "lat": taicang_spot[1] + 0.0001},
         "camera": {"camera_id": "TC-CX-0042", "model": "garbage-v3", "confidence": 0.93},
     })
     merged = r.json()
@@ -99,7 +122,7 @@ def play(site: Site, keys: dict[str, str], out=print) -> dict:
     r = sanitation.post("/api/v1/leads", {
         "source_ref": f"HW-{run}-007", "category": "illegal_dumping",
         "description": "田边发现偷倒渣土 Muck dumped beside a field",
-        "location": {"lon": JIADING_SPOT[0], "lat": JIADING_SPOT[1]},
+        "location": {"lon": jiading_spot[0], "lat": jiading_spot[1]},
         "occurred_at": (now - timedelta(minutes=30)).isoformat(),
         "evidence": [{"uri": f"https://evidence.example/{run}/2.jpg", "sha256": photo}],
     })
