@@ -6,23 +6,32 @@ with `load_config()`, so a setting has one name and one default everywhere.
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import yaml
 from nameko import config as _nameko_config
+from nameko.cli.utils.config import IMPLICIT_ENV_VAR_MATCHER, env_var_constructor
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_FILE = REPO_ROOT / "deploy" / "nameko.yml"
 
 
+class _ConfigLoader(yaml.SafeLoader):
+    """nameko's `${VAR:default}` syntax on a loader of our own: nameko's `setup_yaml_parser`
+    would change `yaml.SafeLoader` for every other YAML file read in the process."""
+
+
+_ConfigLoader.add_constructor("!env_var", env_var_constructor)
+_ConfigLoader.add_constructor("!raw_env_var", partial(env_var_constructor, raw=True))
+_ConfigLoader.add_implicit_resolver("!env_var", IMPLICIT_ENV_VAR_MATCHER, None)
+
+
 def load_config(path: Path | None = None) -> dict[str, Any]:
     """Load the config file with `${VAR:default}` substitution from the current environment."""
-    import yaml
-    from nameko.cli.utils.config import setup_yaml_parser
-
-    setup_yaml_parser()
     with open(path or CONFIG_FILE) as fh:
-        return yaml.safe_load(fh)
+        return yaml.load(fh, Loader=_ConfigLoader)  # noqa: S506 - a SafeLoader subclass
 
 
 def setting(key: str, default: Any = None) -> Any:
