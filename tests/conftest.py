@@ -28,7 +28,7 @@ def site():
 
 @pytest.fixture(scope="session")
 def platform(request):
-    """Taicang and Jiading (test vhosts and databases), leads + gateway each, started once."""
+    """Taicang and Jiading (test vhosts and databases), every service of each, started once."""
     p = CityPlatform(TEST_SITE, ("taicang", "jiading"))
     p.start()
     yield p

@@ -15,7 +15,7 @@ from sqlalchemy import create_engine, text
 from contracts.reference import CITY_CODES
 from liandong import platform as launcher
 from liandong import provision
-from liandong.settings import Site
+from liandong.settings import SERVICES, Site
 
 TEST_SITE = Site(db_prefix="liandong_test_", vhost_prefix="/test_", port_offset=1000)
 PEPPER = "liandong-local-pepper"  # deploy/nameko.yml default
@@ -42,7 +42,7 @@ def wait_for(predicate: Callable, timeout: float = 15, interval: float = 0.05, w
 class CityPlatform:
     """Test cities provisioned from scratch and their service processes."""
 
-    def __init__(self, site: Site, cities=("taicang",), services=("leads", "gateway"),
+    def __init__(self, site: Site, cities=("taicang",), services=SERVICES,
                  extra_env: dict | None = None):
         self.site, self.cities, self.services = site, tuple(cities), tuple(services)
         self.extra_env = extra_env or {}
