@@ -76,10 +76,16 @@ class Registry:
 
         return register
 
-    def subscribe(self, service: str, method: str, producer: str, event_type: str) -> None:
+    def subscribe(self, service: str, method: str, producer: str, event_type: str
+                  ) -> Subscription:
         sub = Subscription(service, method, producer, event_type)
         if sub not in self._subscriptions:
             self._subscriptions.append(sub)
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Tests that register a subscription of their own take it back."""
+        self._subscriptions.remove(sub)
 
     # lookup -------------------------------------------------------------
     def contract(self, type: str, version: int) -> EventContract:

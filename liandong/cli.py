@@ -7,6 +7,8 @@
     liandong keys create --city X --org NAME --role ROLE [--role ROLE ...]
     liandong keys list --city X | keys revoke --city X --prefix PREFIX
     liandong parked list --city X [--limit N] | parked replay --city X --queue Q [--count N]
+    liandong bridge keygen|export --city X | bridge import --city X --file F [--allow T,...]
+    liandong bridge revoke --city X --partner Y --kid K | bridge link
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from pathlib import Path
 
 from contracts.reference import CITY_CODES, ROLES
 from liandong import platform, provision
@@ -78,6 +81,28 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queue", required=True, help="the handler's queue (without .parked)")
     p.add_argument("--count", type=int, default=1_000_000)
     p.set_defaults(fn=cmd_parked_replay)
+
+    bridge = sub.add_parser("bridge", help="keys and partners of the five-city bridge")
+    bsub = bridge.add_subparsers(dest="action", required=True)
+    p = bsub.add_parser("keygen", help="a new Ed25519 key for the city (the newest one signs)")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_bridge_keygen)
+    p = bsub.add_parser("export", help="print the city's public key bundle for its partners")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_bridge_export)
+    p = bsub.add_parser("import", help="trust a partner's key bundle (file or - for stdin)")
+    p.add_argument("--city", required=True, choices=CITY_CODES, help="the importing city")
+    p.add_argument("--file", required=True)
+    p.add_argument("--allow", help="comma-separated event types the partner may send "
+                                   "(default: contracts.bridge.DEFAULT_ALLOWED_TYPES)")
+    p.set_defaults(fn=cmd_bridge_import)
+    p = bsub.add_parser("revoke", help="stop trusting one key of a partner")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--partner", required=True, choices=CITY_CODES)
+    p.add_argument("--kid", required=True)
+    p.set_defaults(fn=cmd_bridge_revoke)
+    p = bsub.add_parser("link", help="partner users and shovels between the five cities")
+    p.set_defaults(fn=cmd_bridge_link)
 
     args = parser.parse_args(argv)
     return args.fn(args, site()) or 0
@@ -173,6 +198,49 @@ def cmd_parked_replay(args, s: Site) -> int:
 
     n = parking.replay(s.amqp_uri(args.city), args.queue, args.count)
     print(f"replayed {n} message(s) to {args.queue}")
+    return 0
+
+
+def cmd_bridge_keygen(args, s: Site) -> int:
+    from services.bridge import signing
+
+    key = signing.generate_key()
+    path = signing.save_key(key, s.bridge_key_dir(), args.city)
+    print(f"{args.city}: new bridge key {key.kid} in {path}; export it to the partners with "
+          f"`liandong bridge export --city {args.city}`")
+    return 0
+
+
+def cmd_bridge_export(args, s: Site) -> int:
+    from services.bridge.keys import export_bundle
+
+    print(json.dumps(export_bundle(s.bridge_key_dir(), args.city), indent=2))
+    return 0
+
+
+def cmd_bridge_import(args, s: Site) -> int:
+    from services.bridge.keys import import_bundle
+
+    text = sys.stdin.read() if args.file == "-" else Path(args.file).read_text()
+    allowed = [t.strip() for t in args.allow.split(",")] if args.allow else None
+    with _engine(s, args.city).begin() as conn:
+        kids = import_bundle(conn, json.loads(text), allowed)
+    print(f"{args.city} now trusts key(s) {', '.join(kids)} of {json.loads(text)['city']}")
+    return 0
+
+
+def cmd_bridge_revoke(args, s: Site) -> int:
+    from services.bridge.keys import revoke_key
+
+    with _engine(s, args.city).begin() as conn:
+        n = revoke_key(conn, args.partner, args.kid)
+    print(f"revoked {n} key(s)")
+    return 0 if n else 1
+
+
+def cmd_bridge_link(args, s: Site) -> int:
+    provision.link_cities(s)
+    print("bridge: keys, partner users and shovels in place")
     return 0
 
 

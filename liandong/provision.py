@@ -12,6 +12,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from urllib.parse import quote
 
 from contracts.reference import CITY_CODES
 from liandong.settings import Site
@@ -152,9 +153,44 @@ def provision_city(site: Site, city: str) -> None:
     upgrade(site.database_url(city))
 
 
+def link_cities(site: Site, cities=CITY_CODES) -> None:
+    """The bridge between every pair of `cities`: each city's key (made once), partners' public
+    keys imported into each city's database, a partner user per city that may only write to
+    partners' `bridge.inbound`, and a shovel per ordered pair."""
+    import secrets
+
+    from sqlalchemy import create_engine
+
+    from services.bridge import keys, links
+
+    directory = site.bridge_key_dir()
+    bundles = {}
+    for city in cities:
+        keys.ensure_key(directory, city)
+        bundles[city] = keys.export_bundle(directory, city)
+    for city in cities:
+        engine = create_engine(site.database_url(city))
+        with engine.begin() as conn:
+            for partner in cities:
+                if partner != city:
+                    keys.import_bundle(conn, bundles[partner])
+        engine.dispose()
+    for city in cities:
+        user, password = links.bridge_user(site.vhost(city)), secrets.token_urlsafe(24)
+        partners = [p for p in cities if p != city]
+        links.ensure_partner_user(site.management_url(), user, password,
+                                  [site.vhost(p) for p in partners])
+        for partner in partners:
+            dest = (f"amqp://{quote(user, safe='')}:{quote(password, safe='')}@"
+                    f"{site.rabbit_host}:{site.rabbit_port}/{quote(site.vhost(partner), safe='')}")
+            links.ensure_shovel(site.management_url(), site.vhost(city), partner, dest)
+
+
 def provision(site: Site, cities=CITY_CODES, install: bool = True) -> None:
     ensure_servers(site, allow_install=install)
     for city in cities:
         provision_city(site, city)
         say(f"{city}: vhost {site.vhost(city)}, database {site.database(city)}, topology, "
             f"migrations ready")
+    link_cities(site, cities)
+    say(f"bridge: keys, partner users and shovels between {', '.join(cities)}")

@@ -8,17 +8,20 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from urllib.parse import quote
 
 from contracts.reference import CITY_CODES
 
+REPO = Path(__file__).resolve().parents[1]
 GATEWAY_PORTS = {"taicang": 8101, "kunshan": 8102, "changshu": 8103, "jiading": 8104,
                  "baoshan": 8105}
 # Each service process serves /healthz /readyz /metrics on its own port: base + city offset.
-SERVICE_PORT_BASE = {"gateway": 8100, "leads": 8200}
-SERVICES = ("leads", "gateway")  # start order
+SERVICE_PORT_BASE = {"gateway": 8100, "leads": 8200, "bridge": 8500}
+SERVICES = ("leads", "bridge", "gateway")  # start order
 # nameko needs the class named: a module also holds the imported `Observable` base.
 SERVICE_CLASSES = {"leads": "services.leads.service:LeadsService",
+                   "bridge": "services.bridge.service:BridgeService",
                    "gateway": "services.gateway.service:GatewayService"}
 
 
@@ -41,6 +44,12 @@ class Site:
     db_prefix: str = field(default_factory=lambda: env("LIANDONG_DB_PREFIX", "liandong_"))
     vhost_prefix: str = field(default_factory=lambda: env("LIANDONG_VHOST_PREFIX", "/"))
     port_offset: int = field(default_factory=lambda: int(env("LIANDONG_PORT_OFFSET", "0")))
+    key_root: str = field(default_factory=lambda: env(
+        "LIANDONG_BRIDGE_KEY_ROOT", str(REPO / ".run" / "bridge-keys")))
+
+    def bridge_key_dir(self) -> Path:
+        """Where this site's cities keep their Ed25519 bridge keys (one folder per site)."""
+        return Path(self.key_root) / self.db_prefix.strip("_")
 
     def vhost(self, city: str) -> str:
         return f"{self.vhost_prefix}{city}"
@@ -80,6 +89,7 @@ class Site:
             "DATABASE_URL": self.database_url(city),
             "RABBIT_MANAGEMENT_URL": self.management_url(),
             "WEB_SERVER_ADDRESS": f"127.0.0.1:{self.service_port(service, city, replica)}",
+            "BRIDGE_KEY_DIR": str(self.bridge_key_dir()),
         }
 
 

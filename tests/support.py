@@ -56,6 +56,7 @@ class CityPlatform:
         for city in self.cities:
             provision.drop_city(self.site, city)
             provision.provision_city(self.site, city)
+        provision.link_cities(self.site, self.cities)
 
     def start(self, provision_first: bool = True) -> None:
         if provision_first:

@@ -62,6 +62,17 @@ class HistoryEntrySchema(Schema):
     detail = fields.Dict()
 
 
+class HandoverSchema(Schema):
+    """Where a lead handed over to a partner city is, as the partner reported it."""
+
+    to_city = CityCode(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(
+        ["sent", "received", "accepted", "rejected", "case_opened", "closed"]))
+    partner_lead_id = fields.UUID(allow_none=True)
+    case_no = fields.String(allow_none=True)
+    updated_at = fields.DateTime(allow_none=True)
+
+
 class LeadSchema(LeadCreatedSchema):
     source_ref = fields.String()
     source_org = fields.String()
@@ -80,6 +91,7 @@ class LeadSchema(LeadCreatedSchema):
     decision_reason = fields.String(allow_none=True)
     trace_id = fields.String()
     history = fields.List(fields.Nested(HistoryEntrySchema))
+    handover = fields.Nested(HandoverSchema, allow_none=True)
 
 
 class LeadListQuerySchema(Schema):

@@ -96,6 +96,17 @@ class UnitOfWork:
         self.emitted.append(PendingEvent(event.id, contract.exchange, wire))
         return event
 
+    def forward(self, event: Event, exchange: str) -> None:
+        """Record an event that happened elsewhere (same id, source and data) for publication on
+        `exchange`, e.g. a partner's verified event re-published locally by the bridge."""
+        wire = event.to_wire()
+        self.session.execute(insert(self._outbox), {
+            "event_id": event.id, "type": event.type, "version": event.version,
+            "exchange": exchange, "subject": event.subject, "trace_id": event.trace_id,
+            "body": wire,
+        })
+        self.emitted.append(PendingEvent(event.id, exchange, wire))
+
     def first_delivery(self, event: Event, handler: str) -> bool:
         """Claim `event` for `handler`: False when it was already applied (a redelivery)."""
         claim = pg_insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)

@@ -9,15 +9,20 @@
     the queue) a bounded number of times, then parked in `<queue>.parked` with the error;
   * the message is acked only once the retry or parked copy is confirmed by the broker, so a crash
     anywhere leaves the message in the queue (redelivered, then skipped by the inbox if applied).
+- `consume(queue)`: the same guarantees for a queue that carries something other than events
+  (the bridge's signed envelopes); the worker may return a `Refusal` to park a message it will
+  not apply, with the reason.
 """
 
 from __future__ import annotations
 
 import functools
 import traceback
+from dataclasses import dataclass
 
 from kombu import Queue
 from nameko.events import EventHandler
+from nameko.messaging import Consumer
 from nameko.rpc import Rpc
 from nameko.web.handlers import HttpRequestHandler
 
@@ -56,7 +61,82 @@ rpc = TransactionalRpc.decorator
 http = TransactionalHttp.decorator
 
 
-class ReliableEventHandler(EventHandler):
+@dataclass(frozen=True)
+class Refusal:
+    """Returned by a consumer that refuses a message: it is parked with this reason, and what the
+    worker recorded (e.g. a refusal count) still commits."""
+
+    reason: str
+    detail: str
+
+
+class _Reliability:
+    """Retry, park and refuse, shared by the event handler and the plain queue consumer."""
+
+    queue_name: str
+
+    def _setup_reliability(self, queue_name: str) -> None:
+        self.queue_name = queue_name
+        # A body that cannot even be decoded is parked, not raised into the consumer loop.
+        self.consumer_options["on_decode_error"] = self._on_decode_error
+        self.max_attempts = len(topology.retry_delays()) + 1
+        self.publisher = topology.control_publisher(setting("AMQP_URI"))
+
+    def _label(self) -> str:
+        return self.method_name
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        exc_info = finish_units_of_work(worker_ctx, exc_info)
+        self.handle_message_processed(message, result, exc_info)
+        return result, exc_info
+
+    def handle_message_processed(self, message, result=None, exc_info=None):
+        if exc_info is None and isinstance(result, Refusal):
+            self._park(message, message.payload, result.reason, result.detail)
+            return
+        if exc_info is None:
+            self.consumer.ack_message(message)
+            return
+        attempts = int(message.headers.get("x-liandong-attempts", 0)) + 1
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        try:
+            if attempts < self.max_attempts:
+                topology.send_to_retry(self.publisher, self.queue_name, attempts,
+                                       message.payload, message.headers, error)
+                outcome = "retried"
+                log.warning("handler failed; retrying", queue=self.queue_name,
+                            attempt=attempts, error=error)
+            else:
+                self._publish_parked(message, message.payload, "handler_failed", error, attempts)
+                outcome = "parked"
+        except Exception:
+            # Could not hand the message on: leave it in the queue, nothing is lost.
+            log.exception("could not retry or park; requeueing", queue=self.queue_name)
+            self.consumer.requeue_message(message)
+            return
+        EVENTS_HANDLED.labels(self._label(), self.method_name, outcome).inc()
+        self.consumer.ack_message(message)
+
+    def _on_decode_error(self, message, exc) -> None:
+        self._park(message, message.body, "undecodable", f"{type(exc).__name__}: {exc}")
+
+    def _park(self, message, body, reason: str, error: str) -> None:
+        try:
+            self._publish_parked(message, body, reason, error, 0)
+        except Exception:
+            log.exception("could not park; requeueing", queue=self.queue_name)
+            self.consumer.requeue_message(message)
+            return
+        self.consumer.ack_message(message)
+
+    def _publish_parked(self, message, body, reason, error, attempts) -> None:
+        topology.send_to_parked(self.publisher, self.queue_name, body, message.headers,
+                                reason, error, attempts)
+        PARKED.labels(self.queue_name, reason).inc()
+        log.error("message parked", queue=self.queue_name, reason=reason, error=error)
+
+
+class ReliableEventHandler(_Reliability, EventHandler):
     def __init__(self, source_service: str, event_type: str, **kwargs):
         super().__init__(source_service, event_type, **kwargs)
 
@@ -67,8 +147,7 @@ class ReliableEventHandler(EventHandler):
             self.event_type,
         ):
             raise LookupError(f"{self.subscription} does not match the handler's decorator")
-        # A body that cannot even be decoded is parked, not raised into the consumer loop.
-        self.consumer_options["on_decode_error"] = self._on_decode_error
+        self._setup_reliability(self.subscription.queue)
         super().setup()
         # Declare exactly as the topology did (same arguments), so a quorum queue is not refused.
         self.queue = Queue(
@@ -79,8 +158,9 @@ class ReliableEventHandler(EventHandler):
             queue_arguments=topology.queue_arguments(),
         )
         self.consumer.queues = [self.queue]
-        self.max_attempts = len(topology.retry_delays()) + 1
-        self.publisher = topology.control_publisher(setting("AMQP_URI"))
+
+    def _label(self) -> str:
+        return self.event_type
 
     def handle_message(self, body, message):
         try:
@@ -91,52 +171,29 @@ class ReliableEventHandler(EventHandler):
         message.headers["nameko.trace_id"] = event.trace_id
         super().handle_message(event, message)
 
-    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
-        exc_info = finish_units_of_work(worker_ctx, exc_info)
-        self.handle_message_processed(message, result, exc_info)
-        return result, exc_info
 
-    def handle_message_processed(self, message, result=None, exc_info=None):
-        if exc_info is None:
-            self.consumer.ack_message(message)
+class ReliableConsumer(_Reliability, Consumer):
+    """Consume a queue the topology declared (not an event subscription): the worker gets the
+    decoded JSON body; it may return a `Refusal`. Retries and parking as for events."""
+
+    def __init__(self, queue_name: str, **kwargs):
+        self.queue_name = queue_name
+        super().__init__(queue=None, **kwargs)
+
+    def setup(self):
+        self._setup_reliability(self.queue_name)
+        self.queue = Queue(self.queue_name, durable=True,
+                           queue_arguments=topology.queue_arguments(), no_declare=True)
+        super().setup()
+
+    def handle_message(self, body, message):
+        if not isinstance(body, dict):
+            self._park(message, body, "invalid", "the body is not a JSON object")
             return
-        attempts = int(message.headers.get("x-liandong-attempts", 0)) + 1
-        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
-        try:
-            if attempts < self.max_attempts:
-                topology.send_to_retry(self.publisher, self.subscription.queue, attempts,
-                                       message.payload, message.headers, error)
-                outcome = "retried"
-                log.warning("handler failed; retrying", queue=self.subscription.queue,
-                            attempt=attempts, error=error)
-            else:
-                self._publish_parked(message, message.payload, "handler_failed", error, attempts)
-                outcome = "parked"
-        except Exception:
-            # Could not hand the message on: leave it in the queue, nothing is lost.
-            log.exception("could not retry or park; requeueing", queue=self.subscription.queue)
-            self.consumer.requeue_message(message)
-            return
-        EVENTS_HANDLED.labels(self.event_type, self.method_name, outcome).inc()
-        self.consumer.ack_message(message)
+        super().handle_message(body, message)
 
-    def _on_decode_error(self, message, exc) -> None:
-        self._park(message, message.body, "undecodable", f"{type(exc).__name__}: {exc}")
 
-    def _park(self, message, body, reason: str, error: str) -> None:
-        try:
-            self._publish_parked(message, body, reason, error, 0)
-        except Exception:
-            log.exception("could not park; requeueing", queue=self.subscription.queue)
-            self.consumer.requeue_message(message)
-            return
-        self.consumer.ack_message(message)
-
-    def _publish_parked(self, message, body, reason, error, attempts) -> None:
-        topology.send_to_parked(self.publisher, self.subscription.queue, body, message.headers,
-                                reason, error, attempts)
-        PARKED.labels(self.subscription.queue, reason).inc()
-        log.error("message parked", queue=self.subscription.queue, reason=reason, error=error)
+consume = ReliableConsumer.decorator
 
 
 def event_handler(source_service: str, event_type: str):

@@ -28,3 +28,8 @@ HTTP_SECONDS = Histogram(
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1, 2.5),
 )
 LEADS = Counter("liandong_leads_total", "Leads submitted, by outcome", ["outcome", "category"])
+BRIDGE_OUT = Counter("liandong_bridge_sent_total", "Signed envelopes sent to partners",
+                     ["partner", "type"])
+BRIDGE_IN = Counter("liandong_bridge_received_total",
+                    "Envelopes from partners, by outcome (accepted or the refusal reason)",
+                    ["partner", "outcome"])

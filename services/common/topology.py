@@ -17,6 +17,7 @@ from urllib.parse import quote
 
 from nameko.amqp.publish import Publisher
 
+from contracts.reference import CITY_CODES
 from contracts.registry import exchange_for, load_all
 from services.common.config import setting
 
@@ -32,6 +33,35 @@ def retry_delays() -> list[int]:
     """Delays in milliseconds before each retry of a failed handler."""
     raw = str(setting("RETRY_DELAYS_MS", "500,2000,10000"))
     return [int(x) for x in raw.split(",") if x.strip()]
+
+
+# Queues consumed by `services.common.entrypoints.consume` (not event subscriptions).
+CONSUMER_QUEUES = ("bridge.inbound",)
+BRIDGE_INBOUND = "bridge.inbound"  # exchange and queue a partner's shovel delivers to
+
+
+def outbound_queue(partner: str) -> str:
+    """Where the bridge puts signed envelopes for `partner`; a shovel moves them there."""
+    return f"bridge.outbound.{partner}"
+
+
+def city_of_vhost(vhost: str) -> str | None:
+    return next((c for c in CITY_CODES if vhost.endswith(c)), None)
+
+
+def _handled_queue(name: str, vhost: str, qargs: dict) -> list[dict]:
+    """A consumed queue with its retry queues (dead-lettering back to it) and parking queue."""
+    queues = [{"name": name, "vhost": vhost, "durable": True, "auto_delete": False,
+               "arguments": dict(qargs)}]
+    for n, delay in enumerate(retry_delays(), start=1):
+        queues.append({
+            "name": f"{name}.retry.{n}", "vhost": vhost, "durable": True, "auto_delete": False,
+            "arguments": {**qargs, "x-message-ttl": delay, "x-dead-letter-exchange": "",
+                          "x-dead-letter-routing-key": name},
+        })
+    queues.append({"name": f"{name}.parked", "vhost": vhost, "durable": True,
+                   "auto_delete": False, "arguments": dict(qargs)})
+    return queues
 
 
 def definitions(vhost: str, extra_exchanges: tuple[str, ...] = ("bridge",)) -> dict:
@@ -50,20 +80,23 @@ def definitions(vhost: str, extra_exchanges: tuple[str, ...] = ("bridge",)) -> d
     bindings = [{"source": UNROUTED, "vhost": vhost, "destination": UNROUTED,
                  "destination_type": "queue", "routing_key": "", "arguments": {}}]
     for sub in registry.subscriptions():
-        queues.append({"name": sub.queue, "vhost": vhost, "durable": True, "auto_delete": False,
-                       "arguments": dict(qargs)})
+        queues += _handled_queue(sub.queue, vhost, qargs)
         bindings.append({"source": sub.exchange, "vhost": vhost, "destination": sub.queue,
                          "destination_type": "queue", "routing_key": sub.event_type,
                          "arguments": {}})
-        for n, delay in enumerate(retry_delays(), start=1):
-            queues.append({
-                "name": f"{sub.queue}.retry.{n}", "vhost": vhost, "durable": True,
-                "auto_delete": False,
-                "arguments": {**qargs, "x-message-ttl": delay, "x-dead-letter-exchange": "",
-                              "x-dead-letter-routing-key": sub.queue},
-            })
-        queues.append({"name": f"{sub.queue}.parked", "vhost": vhost, "durable": True,
-                       "auto_delete": False, "arguments": dict(qargs)})
+    # The bridge: partners' shovels publish to `bridge.inbound`; our outbound queues, one per
+    # partner, are the sources of our shovels.
+    exchanges.append({"name": BRIDGE_INBOUND, "vhost": vhost, "type": "fanout", "durable": True,
+                      "auto_delete": False, "internal": False, "arguments": {}})
+    for name in CONSUMER_QUEUES:
+        queues += _handled_queue(name, vhost, qargs)
+    bindings.append({"source": BRIDGE_INBOUND, "vhost": vhost, "destination": BRIDGE_INBOUND,
+                     "destination_type": "queue", "routing_key": "", "arguments": {}})
+    own = city_of_vhost(vhost)
+    for partner in CITY_CODES:
+        if partner != own:
+            queues.append({"name": outbound_queue(partner), "vhost": vhost, "durable": True,
+                           "auto_delete": False, "arguments": dict(qargs)})
     policies = [{
         "vhost": vhost, "name": "liandong-unrouted", "pattern": r"^[a-z_]+\.events$",
         "apply-to": "exchanges", "priority": 0, "definition": {"alternate-exchange": UNROUTED},

@@ -16,10 +16,11 @@ from services.gateway.api import operation
 from services.gateway.dependencies import Authenticator, TraceContext
 from services.gateway.openapi import docs_page, openapi_document
 from services.gateway.problems import Problem
+from services.gateway.resources.bridge import BridgeResource
 from services.gateway.resources.leads import LeadsResource
 
 
-class GatewayService(Observable, LeadsResource):
+class GatewayService(Observable, LeadsResource, BridgeResource):
     name = "gateway"
 
     db = Database(models.metadata)

@@ -141,3 +141,13 @@ def require_role(caller: dict, allowed: frozenset[str], action: str) -> None:
 def check_decision(decision: str, reason: str | None) -> None:
     if decision == "reject" and not (reason or "").strip():
         raise InvalidInput("a rejection needs a reason", {"reason": ["required to reject"]})
+
+
+# What a partner reports back on a lead we handed over, in the order it can happen; a report
+# that arrives after a later one (the bridge does not order across event types) is recorded in
+# the history but does not move the status back.
+PARTNER_PROGRESS = {"received": 1, "accepted": 2, "rejected": 2, "case_opened": 3, "closed": 4}
+
+
+def partner_status_advances(current: str | None, reported: str) -> bool:
+    return PARTNER_PROGRESS[reported] > PARTNER_PROGRESS.get(current, 0)

@@ -60,6 +60,11 @@ leads = Table(
     Column("decided_at", DateTime(timezone=True)),
     Column("decided_by", String(200)),
     Column("decision_reason", Text),
+    # A lead handed over to a partner city: what the partner reported back through the bridge.
+    Column("partner_status", String(20)),  # received, accepted, rejected, case_opened, closed
+    Column("partner_lead_id", UUID(as_uuid=False)),
+    Column("partner_case_no", String(40)),
+    Column("partner_updated_at", DateTime(timezone=True)),
     UniqueConstraint("source_org_id", "source_ref", name="uq_leads_source_ref"),
     Index("ix_leads_dedup", "category", "occurred_at",
           postgresql_where=text("status IN ('routed', 'handed_over', 'accepted')")),

@@ -58,3 +58,16 @@ class LeadsService(Observable):
     def on_lead_handed_over(self, event: Event) -> None:
         """A partner city handed us a lead located here: it becomes ours to decide on."""
         self._store().receive_handover(event)
+
+    # what partners report back on leads we handed over (re-published by our bridge) ----------
+    @event_handler("bridge", "lead.submitted")
+    def on_partner_received(self, event: Event) -> None:
+        self._store().partner_report(event, "received", partner_lead_id=str(event.data["lead_id"]))
+
+    @event_handler("bridge", "lead.accepted")
+    def on_partner_accepted(self, event: Event) -> None:
+        self._store().partner_report(event, "accepted", partner_lead_id=str(event.data["lead_id"]))
+
+    @event_handler("bridge", "lead.rejected")
+    def on_partner_rejected(self, event: Event) -> None:
+        self._store().partner_report(event, "rejected", partner_lead_id=str(event.data["lead_id"]))

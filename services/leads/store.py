@@ -192,6 +192,28 @@ class LeadStore:
             "origin_lead_id": data["lead_id"],
         }, trace_id=event.trace_id)
 
+    # what the partner reports back on a lead we handed over -----------------------------------
+    def partner_report(self, event: Event, status: str, partner_lead_id: str | None = None,
+                       case_no: str | None = None) -> None:
+        data = event.data
+        if data.get("origin_city") != self.city or not data.get("origin_lead_id"):
+            return
+        row = self._get_row(str(data["origin_lead_id"]), for_update=True)
+        if row is None or row.to_city != event.city:
+            log.warning("partner report about a lead we did not hand to it",
+                        partner=event.city, origin_lead_id=str(data["origin_lead_id"]))
+            return
+        now = _now()
+        detail = {"partner": event.city, "partner_lead_id": partner_lead_id,
+                  "case_no": case_no, "reason": data.get("reason")}
+        if domain.partner_status_advances(row.partner_status, status):
+            self.s.execute(update(leads).where(leads.c.id == row.id).values(
+                partner_status=status, partner_updated_at=now, updated_at=now,
+                partner_lead_id=partner_lead_id or row.partner_lead_id,
+                partner_case_no=case_no or row.partner_case_no))
+        self._history(str(row.id), f"{event.city} bureau via bridge", f"partner_{status}",
+                      row.status, {k: v for k, v in detail.items() if v}, now)
+
     # decide -------------------------------------------------------------------------------
     def decide(self, caller: dict, lead_id: str, decision: str, reason: str | None) -> dict:
         row = self._get_row(lead_id, for_update=True)
@@ -310,6 +332,11 @@ class LeadStore:
             "camera": m["camera"], "merged_count": m["merged_count"],
             "origin_city": m["origin_city"], "origin_lead_id": _str(m["origin_lead_id"]),
             "decision_reason": m["decision_reason"], "trace_id": m["trace_id"],
+            "handover": None if m["to_city"] is None else {
+                "to_city": m["to_city"], "status": m["partner_status"] or "sent",
+                "partner_lead_id": _str(m["partner_lead_id"]), "case_no": m["partner_case_no"],
+                "updated_at": _iso(m["partner_updated_at"]),
+            },
         }
 
 

@@ -105,7 +105,10 @@ def test_port_offset_shifts_every_port():
 
 
 def test_service_env():
-    env = local_site().service_env("jiading", "leads")
+    site = local_site()
+    env = site.service_env("jiading", "leads")
+    assert env.pop("BRIDGE_KEY_DIR") == str(site.bridge_key_dir())
+    assert site.bridge_key_dir().name == "liandong"  # one key folder per site (db prefix)
     assert env == {
         "CITY": "jiading",
         "AMQP_URI": "amqp://guest:guest@127.0.0.1:5672/%2Fjiading",

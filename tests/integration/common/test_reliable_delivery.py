@@ -34,7 +34,6 @@ inbox_table(probe)
 CALLS: list[str] = []
 FAILING = {"on": True}
 
-load_all().subscribe("probe", "on_submitted", "leads", "lead.submitted")
 
 
 class ProbeService:
@@ -56,6 +55,7 @@ def probe_service():
     cfg = {"AMQP_URI": site.amqp_uri(PLACE), "DATABASE_URL": site.database_url(PLACE),
            "CITY": "taicang", "RETRY_DELAYS_MS": "50,100,150", "OUTBOX_SWEEP_SECONDS": 0.5,
            "OUTBOX_GRACE_SECONDS": 0}
+    subscription = load_all().subscribe("probe", "on_submitted", "leads", "lead.submitted")
     with config.patch(cfg):
         provision.drop_city(site, PLACE)
         provision.ensure_vhost(site, PLACE)
@@ -70,6 +70,7 @@ def probe_service():
         yield container, engine
         container.stop()
         engine.dispose()
+    load_all().unsubscribe(subscription)
 
 
 def _event(description: str) -> dict:

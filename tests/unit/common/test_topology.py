@@ -58,7 +58,19 @@ def test_a_durable_topic_exchange_per_producer_and_the_bridge(defs):
         assert ex["type"] == "topic" and ex["durable"] and not ex["auto_delete"]
         assert ex["vhost"] == VHOST
     assert exchanges[UNROUTED]["type"] == "fanout"
-    assert set(exchanges) == expected | {UNROUTED}
+    assert exchanges["bridge.inbound"]["type"] == "fanout"
+    assert set(exchanges) == expected | {UNROUTED, "bridge.inbound"}
+
+
+def test_bridge_queues_inbound_with_retries_and_one_outbound_per_partner(defs):
+    queues = by_name(defs["queues"])
+    assert "bridge.inbound.parked" in queues and "bridge.inbound.retry.1" in queues
+    outbound = {q for q in queues if q.startswith("bridge.outbound.")}
+    own = VHOST.rsplit("/", 1)[-1]
+    assert outbound == {f"bridge.outbound.{c}" for c in
+                        ("taicang", "kunshan", "changshu", "jiading", "baoshan") if c != own}
+    assert any(b["source"] == "bridge.inbound" and b["destination"] == "bridge.inbound"
+               for b in defs["bindings"])
 
 
 def test_each_subscription_queue_is_bound_by_its_event_type(defs):

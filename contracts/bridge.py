@@ -1,0 +1,44 @@
+"""What crosses between cities: the signed envelope's shape and the default sharing policy."""
+
+from marshmallow import Schema, fields, validate
+
+from contracts.fields import CityCode
+
+# Event types a partner may send us unless its configuration says otherwise (data-sharing policy).
+DEFAULT_ALLOWED_TYPES: tuple[str, ...] = (
+    "lead.handed_over",  # a lead located in our city
+    "lead.submitted",  # our handed-over lead was received there
+    "lead.accepted",
+    "lead.rejected",
+    "case.opened",  # ... and became a case there
+    "case.closed",
+    "evidence.anchored",  # the partner's record head, kept for cross-notarisation
+)
+
+
+class SignedEnvelopeSchema(Schema):
+    v = fields.Integer(required=True, strict=True, validate=validate.Equal(1))
+    from_city = CityCode(required=True, data_key="from")
+    to_city = CityCode(required=True, data_key="to")
+    sent_at = fields.AwareDateTime(required=True, format="iso")
+    kid = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$"))
+    event = fields.Dict(required=True)
+    sig = fields.String(required=True, validate=validate.Length(min=80, max=100))
+
+
+class PartnerStatusSchema(Schema):
+    city = CityCode(required=True)
+    link = fields.String(required=True, metadata={
+        "description": "state of the shovel to the partner: running, starting, terminated, absent"})
+    backlog = fields.Integer(allow_none=True, metadata={"description": "messages waiting to go"})
+    last_sent_at = fields.DateTime(allow_none=True)
+    last_received_at = fields.DateTime(allow_none=True)
+    received = fields.Integer()
+    refused = fields.Integer()
+    last_refused_reason = fields.String(allow_none=True)
+    keys = fields.List(fields.String(), metadata={"description": "key ids trusted for it"})
+    allowed_types = fields.List(fields.String())
+
+
+class PartnerListSchema(Schema):
+    items = fields.List(fields.Nested(PartnerStatusSchema), required=True)

@@ -1,0 +1,102 @@
+"""Bridge rules without I/O: where a local event must go, and whether a partner's envelope is
+accepted (every check, in order, with the reason it is refused)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from marshmallow import ValidationError
+
+from contracts.bridge import SignedEnvelopeSchema
+from contracts.envelope import Event, EventValidationError
+from contracts.reference import CITY_CODES
+from contracts.registry import schema_instance
+from services.bridge.signing import verify_signature
+
+# Local events whose data names the city they concern: the handover goes to `to_city`; status
+# updates about a lead that came from a partner go back to its `origin_city`.
+TO_FIELD = {"lead.handed_over": "to_city"}
+BACK_TO_ORIGIN = {"lead.submitted", "lead.accepted", "lead.rejected", "case.opened",
+                  "case.closed"}
+TO_EVERY_PARTNER = {"evidence.anchored"}
+
+
+def destinations(event: Event, own_city: str, partners: set[str]) -> list[str]:
+    """Partner cities a local event must reach (never ourselves, never an unknown city)."""
+    if event.city != own_city:
+        return []  # only what happened here is ours to send; partners speak for themselves
+    if event.type in TO_FIELD:
+        targets = [event.data.get(TO_FIELD[event.type])]
+    elif event.type in BACK_TO_ORIGIN:
+        targets = [event.data.get("origin_city")]
+    elif event.type in TO_EVERY_PARTNER:
+        targets = sorted(partners)
+    else:
+        targets = []
+    return [t for t in targets if t and t != own_city and t in partners]
+
+
+@dataclass
+class Partner:
+    city: str
+    keys: dict[str, Ed25519PublicKey] = field(default_factory=dict)  # kid → key (valid ones)
+    allowed_types: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class Verdict:
+    event: Event | None = None
+    sender: str = "?"
+    reason: str | None = None  # None: accepted
+    detail: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.reason is None
+
+
+def _refuse(reason: str, detail: str, sender: str = "?") -> Verdict:
+    return Verdict(reason=reason, detail=detail, sender=sender)
+
+
+def verify(envelope: dict, own_city: str, partners: dict[str, Partner], now: datetime,
+           window: timedelta) -> Verdict:
+    """Check a partner's signed envelope. Order matters: nothing of an envelope is trusted (not
+    even the event inside) before the signature over all of it is verified."""
+    try:
+        wire = schema_instance(SignedEnvelopeSchema).load(envelope)
+    except ValidationError as exc:
+        claimed = envelope.get("from") if isinstance(envelope.get("from"), str) else "?"
+        return _refuse("invalid", f"not a signed envelope: {exc.messages}", claimed)
+    sender = wire["from_city"]
+    partner = partners.get(sender)
+    if partner is None or sender == own_city:
+        return _refuse("unknown_sender", f"{sender} is not a partner of {own_city}", sender)
+    key = partner.keys.get(wire["kid"])
+    if key is None:
+        return _refuse("unknown_key", f"key {wire['kid']} is not a valid key of {sender}",
+                       sender)
+    if not verify_signature(envelope, key):
+        return _refuse("bad_signature", "the signature does not match the envelope", sender)
+    if wire["to_city"] != own_city:
+        return _refuse("wrong_destination", f"addressed to {wire['to_city']}, not {own_city}",
+                       sender)
+    skew = now - wire["sent_at"]
+    if abs(skew) > window:
+        return _refuse("stale", f"sent at {wire['sent_at'].isoformat()}, {skew} from now "
+                                f"(window ±{window})", sender)
+    try:
+        event = Event.from_wire(wire["event"])
+    except EventValidationError as exc:
+        return _refuse("invalid_event", f"{exc}: {exc.errors}", sender)
+    if event.city != sender or not event.source.startswith(f"{sender}/"):
+        return _refuse("impersonation", f"{sender} sent an event of {event.source}", sender)
+    if event.type not in partner.allowed_types:
+        return _refuse("type_not_allowed", f"{sender} may not send {event.type}", sender)
+    return Verdict(event=event, sender=sender)
+
+
+def valid_city(city: str) -> bool:
+    return city in CITY_CODES
