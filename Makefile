@@ -51,6 +51,7 @@ contracts: install
 bench: install
 	$(LIANDONG) provision --servers-only
 	$(PY) -m bench.leads
+	$(PY) -m bench.supervision
 
 clean:
 	rm -rf $(VENV) .run

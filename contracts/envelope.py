@@ -68,8 +68,9 @@ class Event:
 
     def to_wire(self) -> dict[str, Any]:
         """The JSON-ready envelope; `data` is dumped through its schema."""
-        from contracts.registry import registry
+        from contracts.registry import load_all
 
+        registry = load_all()
         return {
             "id": str(self.id),
             "type": self.type,
@@ -85,8 +86,9 @@ class Event:
     @classmethod
     def from_wire(cls, body: Any) -> Event:
         """Validate an envelope and its data; raise EventValidationError when either is wrong."""
-        from contracts.registry import registry
+        from contracts.registry import load_all
 
+        registry = load_all()
         if not isinstance(body, dict):
             raise EventValidationError("event body is not a JSON object")
         try:

@@ -37,9 +37,12 @@ class Subscription:
     method: str
     producer: str
     event_type: str
+    shared_queue: str | None = None  # a batch consumer's one queue for several event types
 
     @property
     def queue(self) -> str:
+        if self.shared_queue:
+            return self.shared_queue
         # nameko's SERVICE_POOL queue name, so nameko's EventHandler finds the declared queue.
         return f"evt-{self.producer}-{self.event_type}--{self.service}.{self.method}"
 
@@ -76,9 +79,9 @@ class Registry:
 
         return register
 
-    def subscribe(self, service: str, method: str, producer: str, event_type: str
-                  ) -> Subscription:
-        sub = Subscription(service, method, producer, event_type)
+    def subscribe(self, service: str, method: str, producer: str, event_type: str,
+                  shared_queue: str | None = None) -> Subscription:
+        sub = Subscription(service, method, producer, event_type, shared_queue)
         if sub not in self._subscriptions:
             self._subscriptions.append(sub)
         return sub
@@ -105,6 +108,9 @@ class Registry:
 
     def subscriptions(self, service: str | None = None) -> list[Subscription]:
         return [s for s in self._subscriptions if service is None or s.service == service]
+
+    def queue_subscriptions(self, queue: str) -> list[Subscription]:
+        return [s for s in self._subscriptions if s.queue == queue]
 
     def subscription(self, service: str, method: str) -> Subscription:
         for sub in self._subscriptions:

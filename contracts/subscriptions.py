@@ -9,9 +9,30 @@ registry.subscribe("leads", "on_lead_handed_over", "bridge", "lead.handed_over")
 registry.subscribe("leads", "on_partner_received", "bridge", "lead.submitted")
 registry.subscribe("leads", "on_partner_accepted", "bridge", "lead.accepted")
 registry.subscribe("leads", "on_partner_rejected", "bridge", "lead.rejected")
+registry.subscribe("leads", "on_partner_case_opened", "bridge", "case.opened")
+registry.subscribe("leads", "on_partner_case_closed", "bridge", "case.closed")
 
-# The bridge sends what concerns a partner city (see services/bridge/domain.py).
-registry.subscribe("bridge", "send_lead_handed_over", "leads", "lead.handed_over")
-registry.subscribe("bridge", "send_lead_received", "leads", "lead.submitted")
-registry.subscribe("bridge", "send_lead_accepted", "leads", "lead.accepted")
-registry.subscribe("bridge", "send_lead_rejected", "leads", "lead.rejected")
+# The bridge sends what concerns a partner city (see services/bridge/domain.py); one queue, read
+# in batches.
+for _type in ("lead.handed_over", "lead.submitted", "lead.accepted", "lead.rejected"):
+    registry.subscribe("bridge", "send", "leads", _type, shared_queue="bridge.send")
+for _type in ("case.opened", "case.closed", "evidence.anchored"):
+    registry.subscribe("bridge", "send", "cases", _type, shared_queue="bridge.send")
+
+# Cases (案件指派): an accepted lead opens a case; supervision steps go into the case record.
+registry.subscribe("cases", "on_lead_accepted", "leads", "lead.accepted")
+registry.subscribe("cases", "on_deadline_set", "supervision", "supervision.deadline_set")
+registry.subscribe("cases", "on_notice_issued", "supervision", "supervision.notice_issued")
+registry.subscribe("cases", "on_deadline_closed", "supervision", "supervision.deadline_closed")
+registry.subscribe("cases", "on_order_answered", "supervision", "supervision.order_answered")
+registry.subscribe("cases", "on_order_evaluated", "supervision", "supervision.order_evaluated")
+
+# Supervision (限时督办) follows every case step: deadlines open, pause, move and close.
+registry.subscribe("supervision", "on_case_opened", "cases", "case.opened")
+registry.subscribe("supervision", "on_case_assigned", "cases", "case.assigned")
+registry.subscribe("supervision", "on_case_accepted", "cases", "case.accepted")
+registry.subscribe("supervision", "on_case_rectified", "cases", "case.rectified")
+registry.subscribe("supervision", "on_case_evaluated", "cases", "case.evaluated")
+registry.subscribe("supervision", "on_case_held", "cases", "case.held")
+registry.subscribe("supervision", "on_case_resumed", "cases", "case.resumed")
+registry.subscribe("supervision", "on_case_closed", "cases", "case.closed")

@@ -7,6 +7,8 @@
     liandong keys create --city X --org NAME --role ROLE [--role ROLE ...]
     liandong keys list --city X | keys revoke --city X --prefix PREFIX
     liandong parked list --city X [--limit N] | parked replay --city X --queue Q [--count N]
+    liandong record verify --city X
+    liandong calendar load --city X FILE [FILE ...] | calendar show --city X [--year Y]
     liandong bridge keygen|export --city X | bridge import --city X --file F [--allow T,...]
     liandong bridge revoke --city X --partner Y --kid K | bridge link
 """
@@ -103,6 +105,27 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_bridge_revoke)
     p = bsub.add_parser("link", help="partner users and shovels between the five cities")
     p.set_defaults(fn=cmd_bridge_link)
+
+    record = sub.add_parser("record", help="the tamper-evident case record (区块链+公证)")
+    rsub = record.add_subparsers(dest="action", required=True)
+    p = rsub.add_parser("verify", help="recompute the city's whole hash chain; names the first "
+                                       "bad entry (exit 1)")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_record_verify)
+
+    calendar = sub.add_parser("calendar", help="working calendar: official holidays and "
+                                               "adjusted working days per year")
+    csub = calendar.add_subparsers(dest="action", required=True)
+    p = csub.add_parser("load", help="load a year's official schedule (JSON or YAML) into a "
+                                     "city's supervision service")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("files", nargs="+", metavar="FILE")
+    p.set_defaults(fn=cmd_calendar_load)
+    p = csub.add_parser("show", help="which source each year uses; one year's days off and "
+                                     "working weekend days")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--year", type=int)
+    p.set_defaults(fn=cmd_calendar_show)
 
     args = parser.parse_args(argv)
     return args.fn(args, site()) or 0
@@ -244,8 +267,86 @@ def cmd_bridge_link(args, s: Site) -> int:
     return 0
 
 
+def cmd_record_verify(args, s: Site) -> int:
+    from services.cases.record import verify_chain
+
+    engine = _engine(s, args.city)
+    with engine.connect() as conn:
+        result = verify_chain(conn, args.city)
+    engine.dispose()
+    if result.ok:
+        print(f"{args.city}: record intact: {result.entries} entries, head {result.head_seq} "
+              f"{result.head_hash}")
+        return 0
+    print(f"{args.city}: record BROKEN at entry {result.bad_seq}: {result.reason} "
+          f"({result.entries} entries verified before it)")
+    return 1
+
+
+def cmd_calendar_load(args, s: Site) -> int:
+    import getpass
+
+    from sqlalchemy import func
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+    from services.common.workcal import load_year_file
+    from services.supervision.models import calendar_years
+
+    schedules = [load_year_file(f) for f in args.files]  # all valid, or nothing is loaded
+    engine = _engine(s, args.city)
+    with engine.begin() as conn:
+        for sch in schedules:
+            row = {"year": sch.year, "schedule": sch.to_doc(), "loaded_by": getpass.getuser()}
+            conn.execute(pg_insert(calendar_years).values(**row).on_conflict_do_update(
+                index_elements=["year"], set_={**row, "loaded_at": func.now()}))
+    engine.dispose()
+    for sch in schedules:
+        print(f"{args.city}: {sch.year} loaded: {len(sch.holidays)} days off, "
+              f"{len(sch.workdays)} adjusted working days ({sch.source or 'no source given'}); "
+              f"the supervision service uses it within CALENDAR_REFRESH_SECONDS")
+    return 0
+
+
+def cmd_calendar_show(args, s: Site) -> int:
+    from datetime import UTC, datetime
+
+    from sqlalchemy import select
+
+    from services.common.workcal import (
+        PACKAGE_FIRST_YEAR,
+        PACKAGE_LAST_YEAR,
+        WorkCalendar,
+        parse_year,
+    )
+    from services.supervision.models import calendar_years
+
+    engine = _engine(s, args.city)
+    with engine.connect() as conn:
+        rows = {r.year: r for r in conn.execute(select(calendar_years)).all()}
+    engine.dispose()
+    cal = WorkCalendar(years={y: parse_year(r.schedule) for y, r in rows.items()})
+    this_year = datetime.now(UTC).year
+    print(f"{args.city}: chinese-calendar knows {PACKAGE_FIRST_YEAR}-{PACKAGE_LAST_YEAR}; "
+          f"loaded: {', '.join(map(str, sorted(rows))) or 'none'}; other years: fallback "
+          f"(weekends + fixed-date statutory holidays)")
+    for year in sorted({*range(this_year - 1, this_year + 3), *rows}):
+        loaded = (f" (loaded {rows[year].loaded_at:%Y-%m-%d} by {rows[year].loaded_by})"
+                  if year in rows else "")
+        print(f"  {year}: {cal.source(year)}{loaded}")
+    if args.year:
+        doc = cal.describe(args.year)
+        print(f"\n{args.year}: {doc['source']}: {doc['notice']}")
+        for d in doc["holidays"]:
+            print(f"  off      {d['date']}  {d['name']}")
+        for d in doc["workdays"]:
+            print(f"  working  {d['date']}  {d['name']}")
+    return 0
+
+
 def _serve(s: Site, demo: bool, foreground: bool) -> int:
-    procs = platform.start(s)
+    # The local platform lets the demo drive time (never set in docker-compose or k8s), and
+    # keeps connection pools small: 25 processes share one local PostgreSQL.
+    procs = platform.start(s, extra_env={"CLOCK_CONTROL": "true", "DB_POOL_SIZE": "3"})
     try:
         platform.wait_ready(procs)
     except RuntimeError as exc:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
 
+from liandong.demo_cases import follow_case
 from liandong.settings import Site
 
 DEMO_ORGS = [  # (city, organisation, roles)
@@ -18,6 +20,7 @@ DEMO_ORGS = [  # (city, organisation, roles)
     ("taicang", "太仓市城管局 Taicang Bureau", ["bureau"]),
     ("taicang", "城厢镇中队 Chengxiang Squad", ["squad"]),
     ("jiading", "嘉定区城管局 Jiading Bureau", ["bureau"]),
+    ("taicang", "太仓市城管局督查科 Taicang Supervision Office", ["supervisor"]),
 ]
 
 # Near the 城厢镇 centre of Taicang, and a field in Jiading's 外冈镇 near the Taicang border.
@@ -32,10 +35,11 @@ def ensure_keys(site: Site, keys_file: Path) -> dict[str, str]:
     from services.common.config import setting
     from services.gateway.keys import create_key
 
-    if keys_file.exists():
-        return json.loads(keys_file.read_text())
-    keys = {}
-    for city, org, roles in DEMO_ORGS:
+    keys = json.loads(keys_file.read_text()) if keys_file.exists() else {}
+    missing = [(city, org, roles) for city, org, roles in DEMO_ORGS if org not in keys]
+    if not missing:
+        return keys
+    for city, org, roles in missing:
         engine = create_engine(site.database_url(city))
         with engine.begin() as conn:
             _, key = create_key(conn, city, org, roles, setting("APIKEY_PEPPER"))
@@ -117,6 +121,7 @@ def play(site: Site, keys: dict[str, str], out=print, run_no: int = 0) -> dict:
     out(f"   {r.status_code} status={accepted.get('status')} squad={accepted.get('squad')}")
     for h in accepted.get("history", []):
         out(f"     {h['at']}  {h['action']:<17} {h['status']:<10} by {h['actor']}")
+    case = follow_case(site, keys, first["id"], out)  # 2b, in liandong/demo_cases.py
 
     out("== 3. A sanitation unit reports illegal dumping at a point in Jiading: handed over ==")
     r = sanitation.post("/api/v1/leads", {
@@ -128,4 +133,45 @@ def play(site: Site, keys: dict[str, str], out=print, run_no: int = 0) -> dict:
     })
     handed = r.json()
     out(f"   {r.status_code} {handed}")
-    return {"first": first, "merged": merged, "accepted": accepted, "handed_over": handed}
+    across = follow_handover(site, keys, handed["id"], out)
+    return {"first": first, "merged": merged, "accepted": accepted, "handed_over": handed,
+            "across": across, "case": case}
+
+
+def _poll(fetch, done, seconds: float = 60.0, step: float = 0.3):
+    deadline = time.monotonic() + seconds
+    while True:
+        value = fetch()
+        if done(value) or time.monotonic() > deadline:
+            return value
+        time.sleep(step)
+
+
+def follow_handover(site: Site, keys: dict[str, str], lead_id: str, out=print) -> dict:
+    """DOMAIN.md step 3 across two cities: the handover reaches Jiading through the bridge,
+    Jiading's bureau accepts it, and Taicang follows where its lead is."""
+    tc = Client(f"http://127.0.0.1:{site.gateway_port('taicang')}",
+                keys["太仓市城管局 Taicang Bureau"])
+    jd = Client(f"http://127.0.0.1:{site.gateway_port('jiading')}",
+                keys["嘉定区城管局 Jiading Bureau"])
+
+    def received_in_jiading():
+        items = jd.get("/api/v1/leads?status=routed&limit=200").json().get("items", [])
+        return next((i for i in items if i.get("origin_lead_id") == lead_id), None)
+
+    theirs = _poll(received_in_jiading, bool)
+    if theirs is None:
+        out("   Jiading has not received it yet (is the bridge running?)")
+        return {}
+    out(f"   → in Jiading through the bridge: lead {theirs['id']} routed to {theirs['squad']}")
+    r = jd.post(f"/api/v1/leads/{theirs['id']}/decision",
+                {"decision": "accept", "reason": "外冈镇中队处置"})
+    out(f"   Jiading's bureau accepts it: {r.status_code} {r.json().get('status')}")
+    ours = _poll(lambda: tc.get(f"/api/v1/leads/{lead_id}").json(),
+                 lambda lead: (lead.get("handover") or {}).get("status") in (
+                     "accepted", "case_opened", "closed"))
+    handover = ours.get("handover") or {}
+    out(f"   Taicang follows its lead: handover {handover.get('status')} in "
+        f"{handover.get('to_city')}, their lead {handover.get('partner_lead_id')}, "
+        f"case {handover.get('case_no') or '(opening)'}")
+    return {"jiading_lead": theirs, "taicang_view": ours}

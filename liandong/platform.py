@@ -42,15 +42,15 @@ class ServiceProcess:
 
 
 def start(site: Site, cities=CITY_CODES, services=SERVICES, extra_env: dict | None = None,
-          run_dir: Path = RUN_DIR, replicas: dict[str, int] | None = None
-          ) -> list[ServiceProcess]:
+          run_dir: Path = RUN_DIR, replicas: dict[str, int] | None = None,
+          first_replica: int = 0) -> list[ServiceProcess]:
     """Start each service of each city; `replicas` runs more than one process of a service
     (competing consumers on the same queues, as in production; not for the gateway, which
-    owns its city's HTTP port)."""
+    owns its city's HTTP port). `first_replica` > 0 adds replicas beside running ones."""
     (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     procs = []
     for city, service in ((c, s) for c in cities for s in services):
-        for replica in range((replicas or {}).get(service, 1)):
+        for replica in range(first_replica, (replicas or {}).get(service, 1)):
             sp = ServiceProcess(city, service, site.service_port(service, city, replica),
                                 replica=replica)
             env = {**os.environ, "PYTHONWARNINGS": "ignore::DeprecationWarning",
@@ -67,7 +67,10 @@ def start(site: Site, cities=CITY_CODES, services=SERVICES, extra_env: dict | No
     return procs
 
 
-def wait_ready(procs: list[ServiceProcess], seconds: float = 120) -> None:
+def wait_ready(procs: list[ServiceProcess], seconds: float | None = None) -> None:
+    """Until every process answers /readyz; by default allow 60 s plus 6 s per process (on
+    2 cores, 25 processes importing at once take a while)."""
+    seconds = seconds or 60 + 6 * len(procs)
     deadline = time.monotonic() + seconds
     pending = list(procs)
     while pending:

@@ -11,7 +11,8 @@ import warnings  # noqa: E402
 import pytest  # noqa: E402
 
 warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-os.environ.setdefault("LIANDONG_RUN_DIR", "/tmp/liandong-test-run")
+os.environ.setdefault("LIANDONG_RUN_DIR", "/tmp/liandong-test-run"
+                      + os.environ.get("LIANDONG_TEST_ISOLATION", ""))
 
 from support import TEST_SITE, CityPlatform  # noqa: E402
 

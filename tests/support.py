@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from collections.abc import Callable
@@ -17,9 +18,28 @@ from liandong import platform as launcher
 from liandong import provision
 from liandong.settings import SERVICES, Site
 
-TEST_SITE = Site(db_prefix="liandong_test_", vhost_prefix="/test_", port_offset=1000)
+# LIANDONG_TEST_ISOLATION=n gives a run its own vhosts, databases, ports and log directory, so
+# two suites can run side by side on one machine (e.g. two engineers in one tree).
+ISOLATION = os.environ.get("LIANDONG_TEST_ISOLATION", "")
+
+
+def isolated_site(name: str, port_offset: int) -> Site:
+    """The site of a test platform: vhost `/<name>_<city>`, database `liandong_<name>_<city>`."""
+    n = int(ISOLATION or 0)
+    tag = f"{name}{n}" if n else name
+    return Site(db_prefix=f"liandong_{tag}_", vhost_prefix=f"/{tag}_",
+                port_offset=port_offset + 4000 * n)  # below the ephemeral ports
+
+
+TEST_SITE = isolated_site("test", 1000)
 PEPPER = "liandong-local-pepper"  # deploy/nameko.yml default
-RUN_DIR = Path("/tmp/liandong-test-run")
+RUN_DIR = Path(f"/tmp/liandong-test-run{ISOLATION}")
+# Every test platform lets tests drive time (set_clock / scan RPCs of cases and supervision),
+# anchors the record every 2 s and re-reads loaded calendar years every second. Small
+# connection pools: 25 service processes of five cities share one local PostgreSQL
+# (max_connections 100).
+TEST_ENV = {"CLOCK_CONTROL": "true", "ANCHOR_INTERVAL_SECONDS": "2",
+            "CALENDAR_REFRESH_SECONDS": "1", "DB_POOL_SIZE": "2"}
 
 # Points well inside each city (WGS84): Taicang 城厢镇, Jiading 外冈镇 field, Kunshan 玉山镇.
 TAICANG = (121.1012, 31.4521)
@@ -45,7 +65,7 @@ class CityPlatform:
     def __init__(self, site: Site, cities=("taicang",), services=SERVICES,
                  extra_env: dict | None = None):
         self.site, self.cities, self.services = site, tuple(cities), tuple(services)
-        self.extra_env = extra_env or {}
+        self.extra_env = {**TEST_ENV, **(extra_env or {})}
         self.procs: list = []
         self._engines: dict = {}
         self._keys: dict = {}
@@ -63,7 +83,11 @@ class CityPlatform:
             self.provision()
         self.procs = launcher.start(self.site, self.cities, self.services, self.extra_env,
                                     run_dir=RUN_DIR)
-        launcher.wait_ready(self.procs, 90)
+        try:
+            launcher.wait_ready(self.procs)
+        except RuntimeError:
+            launcher.stop(self.procs)  # leave no process behind when one fails to start
+            raise
 
     def stop(self) -> None:
         launcher.stop(self.procs)
@@ -119,6 +143,24 @@ class CityPlatform:
 
     def client(self, city: str, org: str, *roles: str) -> ApiClient:
         return ApiClient(self.url(city), self.key(city, org, *roles))
+
+    def rpc(self, city: str, service: str, method: str, *args, timeout: float = 20):
+        """Call a service of a city by RPC (what tests use to freeze time or scan at an
+        instant)."""
+        from nameko.standalone.rpc import ClusterRpcClient
+
+        with ClusterRpcClient(timeout=timeout, uri=self.site.amqp_uri(city)) as client:
+            return getattr(getattr(client, service), method)(*args)
+
+    def add_replica(self, city: str, service: str, replica: int = 1,
+                    extra_env: dict | None = None):
+        """Start one more process of a running service (a competing consumer)."""
+        new = launcher.start(self.site, (city,), (service,),
+                             {**self.extra_env, **(extra_env or {})}, run_dir=RUN_DIR,
+                             replicas={service: replica + 1}, first_replica=replica)
+        launcher.wait_ready(new, 60)
+        self.procs.extend(new)
+        return new[0]
 
     def observe(self, city: str, exchange: str = "leads.events", routing_key: str = "#"):
         return Observer(self.site.amqp_uri(city), exchange, routing_key)
@@ -201,3 +243,45 @@ def unique_point(base=TAICANG, step_m: float = 150) -> tuple[float, float]:
 
 
 __all__ = ["CITY_CODES"]
+
+
+# cases and supervision ----------------------------------------------------------------------
+
+EVIDENCE = [{"uri": "https://evidence.example/after.jpg", "sha256": "c" * 64}]
+
+
+def open_case(platform: CityPlatform, city: str = "taicang", category: str = "exposed_garbage",
+              point=None) -> dict:
+    """A lead submitted and accepted in `city`; returns the case it opened."""
+    base = TAICANG if city == "taicang" else JIADING
+    source = platform.client(city, "Case Test Source 案件测试来源", "source")
+    bureau = platform.client(city, "Case Test Bureau 案件测试局", "bureau")
+    lead = source.post("/api/v1/leads", lead_body(point=point or unique_point(base),
+                                                  category=category)).json()
+    r = bureau.post(f"/api/v1/leads/{lead['id']}/decision", {"decision": "accept"})
+    assert r.status_code == 200, r.text
+    return wait_for(lambda: bureau.get(f"/api/v1/cases?lead_id={lead['id']}").json()["items"],
+                    what="the case of the accepted lead")[0]
+
+
+def case_roles(platform: CityPlatform, city: str = "taicang") -> dict[str, ApiClient]:
+    return {"squad": platform.client(city, "Case Test Squad 测试中队", "squad"),
+            "supervisor": platform.client(city, "Case Test Supervisor 测试督查", "supervisor"),
+            "bureau": platform.client(city, "Case Test Bureau 案件测试局", "bureau"),
+            "source": platform.client(city, "Case Test Source 案件测试来源", "source")}
+
+
+def supervision_of(platform: CityPlatform, case_id: str, predicate=lambda loop: True,
+                   city: str = "taicang", what: str = "supervision of the case") -> dict:
+    """The case's loop (deadlines, notices) once `predicate` holds for it."""
+    bureau = platform.client(city, "Case Test Bureau 案件测试局", "bureau")
+
+    def ready():
+        r = bureau.get(f"/api/v1/supervision/cases/{case_id}")
+        return r.json() if r.status_code == 200 and predicate(r.json()) else None
+
+    return wait_for(ready, what=what)
+
+
+def deadline(loop: dict, kind: str, seq: int = 1) -> dict | None:
+    return next((d for d in loop["deadlines"] if d["kind"] == kind and d["seq"] == seq), None)

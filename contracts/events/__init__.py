@@ -1,3 +1,7 @@
 """Event data schemas, one module per producing service. Importing registers them."""
 
-from contracts.events import leads  # noqa: F401
+from contracts.events import (
+    cases,  # noqa: F401
+    leads,  # noqa: F401
+    supervision,  # noqa: F401
+)

@@ -1,29 +1,39 @@
 """The bridge service: signs what concerns a partner city and queues it for the partner's
-shovel; verifies what partners send and re-publishes it locally on `bridge.events`."""
+shovel; verifies what partners send and re-publishes it locally on `bridge.events`.
+
+Both directions consume in batches (`services.common.batching`): one transaction, one inbox
+claim and one set of inserts for up to 200 messages, each message still acked or parked on its
+own once the batch committed.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 
-from contracts.envelope import Event
+from contracts.envelope import Event, EventValidationError
 from services.bridge import domain, links, models
 from services.bridge.store import (
     PartnerDirectory,
     Signer,
     partner_rows,
+    record_anchors,
     record_received,
     record_refused,
     record_sent,
 )
 from services.common import topology
+from services.common.batching import consume_batch
 from services.common.config import setting
+from services.common.confirms import BatchPublisher, OutgoingMessage
 from services.common.db import Database
-from services.common.entrypoints import Refusal, consume, event_handler, rpc
+from services.common.entrypoints import Refusal, rpc
 from services.common.logging import get_logger
 from services.common.metrics import BRIDGE_IN, BRIDGE_OUT
 from services.common.observability import Observable
 
 log = get_logger(__name__)
+SEND_QUEUE = "bridge.send"  # local events that may concern a partner (contracts/subscriptions)
 
 
 class BridgeService(Observable):
@@ -34,61 +44,70 @@ class BridgeService(Observable):
     signer = Signer()
 
     # outbound: local events that concern a partner ---------------------------------------
-    @event_handler("leads", "lead.handed_over")
-    def send_lead_handed_over(self, event: Event) -> None:
-        self._send(event)
-
-    @event_handler("leads", "lead.submitted")
-    def send_lead_received(self, event: Event) -> None:
-        self._send(event)
-
-    @event_handler("leads", "lead.accepted")
-    def send_lead_accepted(self, event: Event) -> None:
-        self._send(event)
-
-    @event_handler("leads", "lead.rejected")
-    def send_lead_rejected(self, event: Event) -> None:
-        self._send(event)
-
-    def _send(self, event: Event) -> None:
+    @consume_batch(SEND_QUEUE)
+    def send(self, bodies: list[dict]) -> list[Refusal | None]:
         city = setting("CITY")
-        targets = domain.destinations(event, city, set(self.directory.partners()))
-        if not targets:
-            return
-        wire = event.to_wire()
-        publisher = _publisher()
-        for destination in targets:
-            signed = self.signer.sign(destination, wire)
-            # Confirmed by the broker before the handler's transaction commits and the event is
-            # acked: a crash in between sends it again, and the partner's inbox drops the copy.
-            publisher.publish(signed, exchange="", routing_key=topology.outbound_queue(destination))
-            record_sent(self.db.session, event, destination)
+        partners = set(self.directory.partners())
+        outcomes: list[Refusal | None] = [None] * len(bodies)
+        events: list[tuple[int, Event]] = []
+        for i, body in enumerate(bodies):
+            try:
+                events.append((i, Event.from_wire(body)))
+            except EventValidationError as exc:
+                outcomes[i] = Refusal("invalid", f"{exc}: {exc.errors}")
+        fresh = self.db.first_deliveries([(e.id, e.type) for _, e in events], "send")
+        messages, sent = [], []
+        for i, event in events:
+            if event.id not in fresh:
+                continue  # sent before (a redelivery): the partner has it or will dedup it
+            for destination in domain.destinations(event, city, partners):
+                signed = self.signer.sign(destination, bodies[i])
+                messages.append(OutgoingMessage("", topology.outbound_queue(destination), signed,
+                                                message_id=event.id))
+                sent.append((event, destination))
+        # Confirmed by the broker before this batch commits and is acked: a crash in between
+        # sends them again, and the partner's inbox drops the copies.
+        _publisher().publish_many(messages)
+        record_sent(self.db.session, sent)
+        for event, destination in sent:
             BRIDGE_OUT.labels(destination, event.type).inc()
-            log.info("sent to partner", destination=destination, type=event.type,
-                     event_id=event.id)
+        return outcomes
 
     # inbound: what partners' shovels delivered ----------------------------------------------
-    @consume(topology.BRIDGE_INBOUND)
-    def receive(self, envelope: dict):
+    @consume_batch(topology.BRIDGE_INBOUND)
+    def receive(self, envelopes: list[dict]) -> list[Refusal | None]:
         window = timedelta(seconds=float(setting("BRIDGE_WINDOW_SECONDS", 300)))
-        verdict = domain.verify(envelope, setting("CITY"), self.directory.partners(),
-                                datetime.now(UTC), window)
-        if verdict.accepted and not self.db.first_delivery(verdict.event, "receive"):
-            verdict = domain.Verdict(reason="replay", sender=verdict.sender,
-                                     detail=f"event {verdict.event.id} was already received")
-        if not verdict.accepted:
-            event_id = (envelope.get("event") or {}).get("id") if isinstance(
-                envelope.get("event"), dict) else None
+        city, partners, now = setting("CITY"), self.directory.partners(), datetime.now(UTC)
+        verdicts = [domain.verify(e, city, partners, now, window) for e in envelopes]
+        accepted = {v.event.id: v for v in verdicts if v.accepted}
+        fresh = self.db.first_deliveries([(v.event.id, v.event.type) for v in accepted.values()],
+                                         "receive")
+        outcomes: list[Refusal | None] = []
+        forwarded, received = [], Counter()
+        for envelope, verdict in zip(envelopes, verdicts, strict=True):
+            if verdict.accepted and verdict.event.id in fresh:
+                fresh.discard(verdict.event.id)  # a second copy in the same batch is a replay
+                forwarded.append(envelope["event"])
+                received[verdict.sender] += 1
+                outcomes.append(None)
+                continue
+            if verdict.accepted:
+                verdict = domain.Verdict(reason="replay", sender=verdict.sender,
+                                         detail=f"event {verdict.event.id} was already received")
+            event = envelope.get("event")
+            event_id = event.get("id") if isinstance(event, dict) else None
             record_refused(self.db.session, verdict.sender, verdict.reason, verdict.detail,
                            event_id)
             BRIDGE_IN.labels(verdict.sender[:20], verdict.reason).inc()
             log.warning("refused from partner", sender=verdict.sender, reason=verdict.reason,
                         detail=verdict.detail)
-            return Refusal(verdict.reason, verdict.detail)
-        self.db.forward(verdict.event, "bridge.events")
-        record_received(self.db.session, verdict.sender)
-        BRIDGE_IN.labels(verdict.sender, "accepted").inc()
-        return None
+            outcomes.append(Refusal(verdict.reason, verdict.detail))
+        self.db.forward_raw(forwarded, "bridge.events")
+        record_anchors(self.db.session, [e for e in forwarded if e["type"] == "evidence.anchored"])
+        for sender, count in received.items():
+            record_received(self.db.session, sender, count)
+            BRIDGE_IN.labels(sender, "accepted").inc(count)
+        return outcomes
 
     # status --------------------------------------------------------------------------------
     @rpc
@@ -104,8 +123,8 @@ class BridgeService(Observable):
 _publishers: dict = {}
 
 
-def _publisher():
+def _publisher() -> BatchPublisher:
     uri = setting("AMQP_URI")
     if uri not in _publishers:
-        _publishers[uri] = topology.control_publisher(uri)
+        _publishers[uri] = BatchPublisher(uri)
     return _publishers[uri]

@@ -12,7 +12,14 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.bridge import signing
 from services.bridge.domain import Partner
-from services.bridge.models import inbound_stats, outbound, partner_keys, partners, refusals
+from services.bridge.models import (
+    anchors,
+    inbound_stats,
+    outbound,
+    partner_keys,
+    partners,
+    refusals,
+)
 from services.common.config import setting
 from services.common.db import make_engine
 
@@ -67,16 +74,18 @@ class Signer(DependencyProvider):
         return signing.sign(self.key, self.city, destination, event_wire)
 
 
-def record_sent(session, event, destination: str) -> None:
-    session.execute(pg_insert(outbound).on_conflict_do_nothing(), {
-        "event_id": event.id, "destination": destination, "type": event.type,
-        "subject": event.subject, "trace_id": event.trace_id})
+def record_sent(session, sent: list) -> None:
+    """(event, destination) pairs just handed to the broker."""
+    if sent:
+        session.execute(pg_insert(outbound).on_conflict_do_nothing(), [
+            {"event_id": e.id, "destination": d, "type": e.type, "subject": e.subject,
+             "trace_id": e.trace_id} for e, d in sent])
 
 
-def record_received(session, partner: str) -> None:
+def record_received(session, partner: str, count: int = 1) -> None:
     session.execute(pg_insert(inbound_stats).values(
-        partner=partner, received=1, last_received_at=func.now()).on_conflict_do_update(
-        index_elements=["partner"], set_={"received": inbound_stats.c.received + 1,
+        partner=partner, received=count, last_received_at=func.now()).on_conflict_do_update(
+        index_elements=["partner"], set_={"received": inbound_stats.c.received + count,
                                           "last_received_at": func.now()}))
 
 
@@ -90,6 +99,17 @@ def record_refused(session, partner: str, reason: str, detail: str, event_id) ->
         index_elements=["partner"], set_={"refused": inbound_stats.c.refused + 1,
                                           "last_refused_at": func.now(),
                                           "last_refused_reason": reason}))
+
+
+def record_anchors(session, events: list[dict]) -> None:
+    """Keep partners' record heads (cross-notarisation): each city holds its partners' anchors,
+    so rewriting history in one city is caught against the others'."""
+    if events:
+        session.execute(pg_insert(anchors).on_conflict_do_nothing(), [
+            {"partner": e["data"]["city"], "seq": e["data"]["seq"],
+             "head_hash": e["data"]["hash"],
+             "anchored_at": datetime.fromisoformat(e["data"]["at"].replace("Z", "+00:00"))}
+            for e in events])
 
 
 def partner_rows(session) -> list[dict]:

@@ -51,6 +51,9 @@ def make_engine(url: str | None = None, pool_size: int | None = None) -> Engine:
         # No ping per checkout (a round trip per worker): a connection broken by a database
         # restart fails one unit of work, which rolls back, and the pool then reconnects.
         pool_recycle=1800,
+        # Multi-row inserts (a batch's inbox claims, outbox rows) in one round trip, not one
+        # statement per row.
+        executemany_mode="values_plus_batch",
         future=True,
     )
 
@@ -106,6 +109,25 @@ class UnitOfWork:
             "body": wire,
         })
         self.emitted.append(PendingEvent(event.id, exchange, wire))
+
+    def forward_raw(self, bodies: list[dict], exchange: str) -> None:
+        """Record already-validated event envelopes, exactly as received, for publication."""
+        if not bodies:
+            return
+        self.session.execute(insert(self._outbox), [{
+            "event_id": b["id"], "type": b["type"], "version": b["version"],
+            "exchange": exchange, "subject": b["subject"], "trace_id": b["trace_id"], "body": b,
+        } for b in bodies])
+        self.emitted.extend(PendingEvent(b["id"], exchange, b) for b in bodies)
+
+    def first_deliveries(self, events: list[tuple[str, str]], handler: str) -> set[str]:
+        """Batch inbox claim of (event_id, type) pairs: the ids not applied before."""
+        if not events:
+            return set()
+        claim = pg_insert(self._inbox).on_conflict_do_nothing().returning(self._inbox.c.event_id)
+        rows = self.session.execute(claim, [
+            {"event_id": eid, "handler": handler, "type": etype} for eid, etype in events])
+        return {str(r.event_id) for r in rows}
 
     def first_delivery(self, event: Event, handler: str) -> bool:
         """Claim `event` for `handler`: False when it was already applied (a redelivery)."""

@@ -19,19 +19,15 @@ from datetime import UTC, datetime
 
 import eventlet
 from eventlet.queue import LightQueue
-from kombu import Exchange
-from nameko.amqp.publish import Publisher
 from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.engine import Engine
 
 from services.common.config import setting
+from services.common.confirms import BatchPublisher, OutgoingMessage
 from services.common.logging import get_logger
 from services.common.metrics import EVENTS_PUBLISHED, OUTBOX_LAG, OUTBOX_PENDING
 
 log = get_logger(__name__)
-
-PERSISTENT = 2
-
 
 @dataclass(frozen=True)
 class PendingEvent:
@@ -40,32 +36,19 @@ class PendingEvent:
     body: dict
 
 
-def event_publisher(amqp_uri: str) -> Publisher:
-    return Publisher(amqp_uri, use_confirms=True, serializer="json", delivery_mode=PERSISTENT)
-
-
-_exchanges: dict[str, Exchange] = {}
-
-
-def publish_envelope(publisher: Publisher, exchange: str, body: dict) -> None:
-    """Publish one event envelope to `exchange` with its type as routing key (confirmed)."""
-    ex = _exchanges.get(exchange)
-    if ex is None:
-        ex = _exchanges[exchange] = Exchange(exchange, type="topic", durable=True)
-    publisher.publish(
-        body,
-        exchange=ex,
-        routing_key=body["type"],
-        headers={"nameko.trace_id": body["trace_id"], "liandong.event_id": body["id"]},
-        message_id=body["id"],
-    )
+def outgoing(exchange: str, body: dict) -> OutgoingMessage:
+    """An event envelope for `exchange`, routed by its type, with its trace id in the headers
+    nameko turns into context data."""
+    return OutgoingMessage(exchange, body["type"], body, headers={
+        "nameko.trace_id": body["trace_id"], "liandong.event_id": body["id"]},
+        message_id=body["id"])
 
 
 class OutboxRelay:
     def __init__(self, engine: Engine, outbox, amqp_uri: str):
         self.engine = engine
         self.outbox = outbox
-        self.publisher = event_publisher(amqp_uri)
+        self.batch_publisher = BatchPublisher(amqp_uri)
         self.interval = float(setting("OUTBOX_SWEEP_SECONDS", 1.0))
         self.grace = float(setting("OUTBOX_GRACE_SECONDS", 5.0))
         self.batch = int(setting("OUTBOX_BATCH", 500))
@@ -113,21 +96,21 @@ class OutboxRelay:
 
     # publishing ----------------------------------------------------------
     def publish_committed(self, events: list[PendingEvent]) -> int:
-        """Fast path: publish events a worker just committed; mark them sent in the background."""
-        sent = 0
+        """Fast path: publish events a worker just committed (one wait for all their confirms);
+        mark them sent in the background. On failure the sweep publishes them, in order."""
+        try:
+            self.batch_publisher.publish_many([outgoing(e.exchange, e.body) for e in events])
+        except Exception:
+            log.exception("outbox fast path failed; the sweep will publish",
+                          events=len(events))
+            return 0
+        now = datetime.now(UTC)
         for event in events:
-            try:
-                publish_envelope(self.publisher, event.exchange, event.body)
-            except Exception:
-                log.exception("outbox fast path failed; the sweep will publish",
-                              event_id=event.event_id)
-                break  # keep order: the sweep publishes this one and the rest
             EVENTS_PUBLISHED.labels(event.body["type"]).inc()
-            OUTBOX_LAG.observe((datetime.now(UTC) - datetime.fromisoformat(
+            OUTBOX_LAG.observe((now - datetime.fromisoformat(
                 event.body["time"].replace("Z", "+00:00"))).total_seconds())
             self._marks.put(event.event_id)
-            sent += 1
-        return sent
+        return len(events)
 
     def sweep(self) -> int:
         """Publish every row left unmarked for longer than the grace period."""
@@ -161,13 +144,12 @@ class OutboxRelay:
             if not rows:
                 return 0
             sent, error = [], None
-            for row in rows:
-                try:
-                    publish_envelope(self.publisher, row.exchange, row.body)
-                except Exception as exc:  # broker down: keep what was confirmed, retry the rest
-                    error = exc
-                    break
-                sent.append(row.seq)
+            try:
+                self.batch_publisher.publish_many([outgoing(r.exchange, r.body) for r in rows])
+                sent = [r.seq for r in rows]
+            except Exception as exc:  # broker down: nothing marked, the next sweep retries
+                error = exc
+            for row in rows[: len(sent)]:
                 EVENTS_PUBLISHED.labels(row.type).inc()
             if sent:
                 now = conn.execute(select(func.now())).scalar_one()
@@ -177,7 +159,7 @@ class OutboxRelay:
             if error is not None:
                 conn.execute(
                     update(ob)
-                    .where(ob.c.seq == rows[len(sent)].seq)
+                    .where(ob.c.seq.in_([r.seq for r in rows]))
                     .values(attempts=ob.c.attempts + 1, last_error=str(error)[:1000])
                 )
         if error is not None:

@@ -79,8 +79,11 @@ def definitions(vhost: str, extra_exchanges: tuple[str, ...] = ("bridge",)) -> d
                "arguments": dict(qargs)}]
     bindings = [{"source": UNROUTED, "vhost": vhost, "destination": UNROUTED,
                  "destination_type": "queue", "routing_key": "", "arguments": {}}]
+    declared: set[str] = set()
     for sub in registry.subscriptions():
-        queues += _handled_queue(sub.queue, vhost, qargs)
+        if sub.queue not in declared:  # a shared queue is declared once, bound per type
+            queues += _handled_queue(sub.queue, vhost, qargs)
+            declared.add(sub.queue)
         bindings.append({"source": sub.exchange, "vhost": vhost, "destination": sub.queue,
                          "destination_type": "queue", "routing_key": sub.event_type,
                          "arguments": {}})

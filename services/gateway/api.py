@@ -43,6 +43,7 @@ class Operation:
     idempotent: bool = False
     tag: str = "leads"
     description: str = ""
+    csv: bool = False  # the 200 answer can also be text/csv (`format=csv`)
 
     @property
     def rule(self) -> str:
@@ -53,11 +54,11 @@ OPERATIONS: list[Operation] = []
 
 
 def operation(method: str, path: str, summary: str, *, roles=None, body=None, query=None,
-              responses=None, idempotent=False, tag="leads", description=""):
+              responses=None, idempotent=False, tag="leads", description="", csv=False):
     """Declare an HTTP operation. The handler is `fn(self, ctx, **path_values)` and returns
     `(status, payload)`; `ctx` carries the caller, the validated body and query, the trace id."""
     op = Operation(method, path, summary, frozenset(roles) if roles is not None else None, body,
-                   query, responses or {}, idempotent, tag, description)
+                   query, responses or {}, idempotent, tag, description, csv)
     OPERATIONS.append(op)
 
     def decorator(fn):
@@ -105,8 +106,11 @@ def run(service, op: Operation, fn, request, path_values) -> Response:
         else:
             status, payload = fn(service, ctx, **path_values)
             replayed = False
-        resp = Response(json.dumps(payload, ensure_ascii=False, default=str), status=status,
-                        content_type="application/json; charset=utf-8")
+        if isinstance(payload, Response):  # an operation answering other than JSON (CSV)
+            resp = payload
+        else:
+            resp = Response(json.dumps(payload, ensure_ascii=False, default=str), status=status,
+                            content_type="application/json; charset=utf-8")
         if replayed:
             resp.headers["Idempotent-Replayed"] = "true"
     except Exception as exc:  # every error becomes problem details; none escapes as a 500 page

@@ -69,6 +69,8 @@ def openapi_document() -> dict:
                 "application/json": {"schema": op.body}}}
         for status, schema in op.responses.items():
             content = {"application/json": {"schema": schema}} if schema else None
+            if content and op.csv and status == 200:
+                content["text/csv"] = {"schema": {"type": "string"}}
             item["responses"][str(status)] = {"description": "OK", **(
                 {"content": content} if content else {})}
         for status, text in PROBLEM_RESPONSES.items():

@@ -17,10 +17,13 @@ from services.gateway.dependencies import Authenticator, TraceContext
 from services.gateway.openapi import docs_page, openapi_document
 from services.gateway.problems import Problem
 from services.gateway.resources.bridge import BridgeResource
+from services.gateway.resources.cases import CasesResource
 from services.gateway.resources.leads import LeadsResource
+from services.gateway.resources.supervision import SupervisionResource
 
 
-class GatewayService(Observable, LeadsResource, BridgeResource):
+class GatewayService(Observable, LeadsResource, BridgeResource, CasesResource,
+                     SupervisionResource):
     name = "gateway"
 
     db = Database(models.metadata)

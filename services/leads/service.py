@@ -71,3 +71,11 @@ class LeadsService(Observable):
     @event_handler("bridge", "lead.rejected")
     def on_partner_rejected(self, event: Event) -> None:
         self._store().partner_report(event, "rejected", partner_lead_id=str(event.data["lead_id"]))
+
+    @event_handler("bridge", "case.opened")
+    def on_partner_case_opened(self, event: Event) -> None:
+        self._store().partner_report(event, "case_opened", case_no=event.data["case_no"])
+
+    @event_handler("bridge", "case.closed")
+    def on_partner_case_closed(self, event: Event) -> None:
+        self._store().partner_report(event, "closed", case_no=event.data["case_no"])

@@ -261,6 +261,71 @@ EXAMPLES: dict[tuple[str, int], dict[str, Any]] = {
     },
 }
 
+# Cases (案件指派) and supervision (限时督办): a handed-over lead's case, walked through its steps.
+CASE_ID = uuid.UUID("5d0c2f1e-8b7a-4c3d-9e2f-0a1b2c3d4e05")
+STEP_AT = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
+CASE_SNAPSHOT = {
+    "case_id": CASE_ID, "case_no": "TC-2026-000123", "version": 3, "city": "taicang",
+    "category": "illegal_parking", "status": "in_progress", "squad": "taicang-chengxiang",
+    "town": "城厢镇", "lead_id": LEAD_ID, "origin_city": "kunshan",
+    "origin_lead_id": OTHER_LEAD_ID, "opened_at": OCCURRED, "closed_at": None,
+    "close_mode": None,
+    "assignments": [{"n": 1, "squad": "taicang-chengxiang", "town": "城厢镇", "kind": "auto",
+                     "at": OCCURRED, "accepted_at": STEP_AT}],
+    "rounds": [{"round": 1, "squad": "taicang-chengxiang", "started_at": STEP_AT,
+                "rectified_at": None, "evaluated_at": None, "passed": None,
+                "cancelled_at": None}],
+    "holds": [{"since": STEP_AT, "until": None, "party": "交警大队 traffic police"}],
+}
+CASE_EVENT = {
+    "case_id": CASE_ID, "case_no": "TC-2026-000123", "lead_id": LEAD_ID, "city": "taicang",
+    "category": "illegal_parking", "status": "in_progress", "squad": "taicang-chengxiang",
+    "origin_city": "kunshan", "origin_lead_id": OTHER_LEAD_ID,
+    "actor": "城厢镇中队 Chengxiang Squad", "at": STEP_AT, "case": CASE_SNAPSHOT,
+}
+EVIDENCE = [{"uri": "s3://evidence/taicang/2026/03/02/after.jpg", "sha256": "b" * 64}]
+SUPERVISION = {"case_id": CASE_ID, "case_no": "TC-2026-000123", "squad": "taicang-chengxiang",
+               "origin_city": "kunshan"}
+
+EXAMPLES.update({
+    ("case.opened", 1): {**CASE_EVENT, "status": "assigned",
+                         "assignment_reason": "zone taicang-chengxiang: fewest open cases"},
+    ("case.assigned", 1): {**CASE_EVENT, "kind": "transferred",
+                           "from_squad": "taicang-shaxi", "reason": "属城厢镇辖区"},
+    ("case.accepted", 1): {**CASE_EVENT, "note": None},
+    ("case.rectified", 1): {**CASE_EVENT, "status": "rectified", "round": 1,
+                            "summary": "车辆已驶离", "evidence": EVIDENCE, "penalty": {
+                                "decision": "no_penalty", "rule_id": "illegal_parking.first-minor",
+                                "min_yuan": 0, "max_yuan": 0, "suggested_yuan": 0,
+                                "explanation": "首违不罚", "rules_version": "demo-2026-1"}},
+    ("case.evaluated", 1): {**CASE_EVENT, "round": 1, "result": "fail",
+                            "comment": "仍有车辆违停"},
+    ("case.held", 1): {**CASE_EVENT, "party": "交警大队 traffic police", "reason": "需交警拖车"},
+    ("case.resumed", 1): {**CASE_EVENT, "note": "拖车完成"},
+    ("case.closed", 1): {**CASE_EVENT, "status": "closed", "mode": "evaluated",
+                         "summary": "整改合格", "evidence": EVIDENCE},
+    ("evidence.anchored", 1): {"city": "taicang", "seq": 4821, "hash": "c" * 64,
+                               "previous_seq": 4790, "at": STEP_AT,
+                               "algorithm": "sha256 over canonical JSON"},
+    ("supervision.deadline_set", 1): {
+        **SUPERVISION, "deadline_id": 77, "kind": "disposal", "seq": 1, "started_at": STEP_AT,
+        "limit": "1 working_days", "limit_hours": 7.5, "due_at": None, "remind_at": None,
+        "reason": "paused"},
+    ("supervision.notice_issued", 1): {
+        **SUPERVISION, "notice_id": 501, "deadline_id": 77, "deadline_kind": "disposal",
+        "kind": "order", "level": 1, "title": "督办单 Supervision order",
+        "recipient": "squad 中队", "town": "城厢镇", "issued_at": STEP_AT, "due_at": STEP_AT},
+    ("supervision.deadline_closed", 1): {
+        **SUPERVISION, "deadline_id": 77, "kind": "disposal", "seq": 1, "outcome": "met",
+        "ended_at": STEP_AT, "due_at": OCCURRED, "late": True, "working_hours": 9.25},
+    ("supervision.order_answered", 1): {
+        **SUPERVISION, "notice_id": 501, "actor": "城厢镇中队", "at": STEP_AT,
+        "text": "已增派人手", "evidence": EVIDENCE},
+    ("supervision.order_evaluated", 1): {
+        **SUPERVISION, "notice_id": 501, "actor": "督查科", "at": STEP_AT,
+        "result": "unsatisfactory", "comment": "请说明完成时间"},
+})
+
 
 def example_event(contract) -> dict[str, Any]:
     data = EXAMPLES.get((contract.type, contract.version))

@@ -1,16 +1,16 @@
-"""The five cities together, playing the lead part of the demo day (DOMAIN.md steps 1-3)."""
+"""The five cities together, playing the demo day (DOMAIN.md steps 1-3, and the case of
+step 2 through supervision to closure)."""
 
 import pytest
 import requests
-from support import CityPlatform
+from support import CityPlatform, isolated_site
 
 from contracts.reference import CITY_CODES
 from liandong import demo
-from liandong.settings import Site
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
-E2E_SITE = Site(db_prefix="liandong_e2e_", vhost_prefix="/e2e_", port_offset=3000)
+E2E_SITE = isolated_site("e2e", 3000)
 
 
 @pytest.fixture(scope="module")
@@ -29,10 +29,17 @@ def test_all_five_gateways_serve(five_cities):
         assert health["city"] == city
 
 
-def test_demo_day_lead_part(five_cities, tmp_path):
-    keys = demo.ensure_keys(E2E_SITE, tmp_path / "keys.json")
+@pytest.fixture(scope="module")
+def demo_day(five_cities, tmp_path_factory):
+    """The demo day played once; its keys file and what `play` returned."""
+    keys_file = tmp_path_factory.mktemp("demo") / "keys.json"
+    keys = demo.ensure_keys(E2E_SITE, keys_file)
+    return keys_file, keys, demo.play(E2E_SITE, keys, out=lambda *_: None)
+
+
+def test_demo_day_lead_part(five_cities, demo_day):
+    keys_file, keys, out = demo_day
     assert len(keys) == len(demo.DEMO_ORGS)
-    out = demo.play(E2E_SITE, keys, out=lambda *_: None)
 
     first, merged = out["first"], out["merged"]
     assert (first["status"], first["city"], first["squad"]) == ("routed", "taicang",
@@ -50,5 +57,40 @@ def test_demo_day_lead_part(five_cities, tmp_path):
     assert five_cities.scalar("taicang", "SELECT count(*) FROM leads.outbox "
                                          "WHERE type = 'lead.handed_over' AND subject = :s",
                               s=handed["id"]) == 1
+    # ... which the bridge carried to Jiading, whose bureau accepted it; Taicang follows it
+    across = out["across"]
+    assert across["jiading_lead"]["origin_lead_id"] == handed["id"]
+    assert across["jiading_lead"]["squad"].startswith("jiading-")
+    assert across["taicang_view"]["handover"]["status"] in ("accepted", "case_opened", "closed")
+    assert across["taicang_view"]["handover"]["partner_lead_id"] == across["jiading_lead"]["id"]
+    reports = [h["action"] for h in across["taicang_view"]["history"]]
+    assert "partner_received" in reports and "partner_accepted" in reports
     # keys are reused by a second run (the demo can be replayed)
-    assert demo.ensure_keys(E2E_SITE, tmp_path / "keys.json") == keys
+    assert demo.ensure_keys(E2E_SITE, keys_file) == keys
+
+
+def test_demo_day_case_part(five_cities, demo_day):
+    """Step 2 continued: the accepted lead's case through reminder, order, feedback with
+    evidence, evaluation and closure, every step in the tamper-evident record."""
+    _, _, out = demo_day
+    result = out["case"]
+    case = result["case"]
+    assert result["time_shifted"] is True  # CLOCK_CONTROL is on in test platforms
+    assert case["status"] == "closed" and case["close_mode"] == "evaluated"
+    assert case["lead_id"] == out["first"]["id"]
+    assert case["squad"] in ("taicang-chengxiang", "taicang-kejiaoxincheng")
+    assert case["penalty"]["decision"] == "no_penalty"  # first minor violation, corrected
+    assert [n["kind"] for n in sorted(result["notices"], key=lambda n: n["id"])] == [
+        "reminder", "order"]
+    actions = [h["action"] for h in result["history"]]
+    for step in ("opened", "accept", "notice_issued", "order_answered", "feedback", "evaluate",
+                 "closed", "deadline_closed"):
+        assert step in actions, step
+    review = result["loop"]["loop"][4]["items"][0]
+    assert review["on_time"] is False and review["orders"] == 1  # fixed after the order
+    record = result["record"]
+    assert all(e["proof"]["valid"] and e["proof"]["prev_link"] for e in record["entries"])
+    assert len(record["entries"]) == len(result["history"])
+    # the clocks are back to real time after the demo
+    now = five_cities.rpc("taicang", "cases", "set_clock", None)
+    assert now["offset_seconds"] == 0 and not now["frozen"]

@@ -1,0 +1,141 @@
+"""The supervision service: entrypoints only; rules live in `domain.py` (and the working calendar
+in `services/common/workcal.py`), storage in `store.py`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from marshmallow import ValidationError
+
+from contracts.envelope import Event
+from contracts.errors import Forbidden, InvalidInput
+from contracts.http import supervision as S
+from contracts.registry import schema_instance
+from services.common.clock import Clock
+from services.common.config import setting
+from services.common.db import Database
+from services.common.entrypoints import event_handler, rpc
+from services.common.observability import Observable
+from services.common.timers import timer
+from services.supervision import models
+from services.supervision.domain import to_csv
+from services.supervision.store import SupervisionRules, SupervisionStore
+
+
+def load(schema_cls, payload) -> dict:
+    try:
+        return schema_instance(schema_cls).load(payload if payload is not None else {})
+    except ValidationError as exc:
+        raise InvalidInput("the request does not match the schema", exc.messages) from exc
+
+
+def require_role(caller: dict, allowed: frozenset[str], action: str) -> None:
+    if not allowed & set(caller["roles"]):
+        raise Forbidden(f"role {'/'.join(sorted(caller['roles'])) or 'none'} may not {action}",
+                        {"roles": [f"needs one of: {', '.join(sorted(allowed))}"]})
+
+
+class SupervisionService(Observable):
+    name = "supervision"
+
+    db = Database(models.metadata)
+    clock = Clock()
+    rules = SupervisionRules()
+
+    def _store(self) -> SupervisionStore:
+        return SupervisionStore(self.db, self.clock, self.rules)
+
+    # the timer: issue what fell due ---------------------------------------------------------
+    @timer("SUPERVISION_TICK_SECONDS", 1.0)
+    def tick(self) -> None:
+        self._store().scan(self.clock.now())
+
+    @rpc
+    def scan(self, at: str, case_id: str | None = None) -> int:
+        """Tests and the demo only (`CLOCK_CONTROL`): run a scan as of `at` ("time shifted"),
+        for one case when `case_id` is given."""
+        if not self.clock.control:
+            raise Forbidden("scans at another instant need CLOCK_CONTROL (tests and demo)")
+        try:
+            instant = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput("not an ISO 8601 instant", {"at": [str(at)]}) from None
+        if instant.tzinfo is None:
+            raise InvalidInput("the instant needs an offset", {"at": [str(at)]})
+        return self._store().scan(instant, case_id)
+
+    @rpc
+    def set_clock(self, at: str | None = None, mode: str = "frozen") -> dict:
+        """Tests and the demo only (`CLOCK_CONTROL`): freeze or shift this service's clock."""
+        return self.clock.set(at, mode)
+
+    # queries and commands (the gateway calls these) -----------------------------------------
+    @rpc
+    def list_notices(self, caller: dict, query: dict) -> dict:
+        require_role(caller, S.READ_ROLES, "see notices")
+        return self._store().list_notices(load(S.NoticeListQuerySchema, query))
+
+    @rpc
+    def get_notice(self, caller: dict, notice_id) -> dict:
+        require_role(caller, S.READ_ROLES, "see notices")
+        return self._store().notice(notice_id)
+
+    @rpc
+    def answer_order(self, caller: dict, notice_id, body: dict) -> dict:
+        require_role(caller, S.ANSWER_ROLES, "answer supervision orders")
+        return self._store().answer(caller, notice_id, load(S.OrderFeedbackSchema, body))
+
+    @rpc
+    def evaluate_order(self, caller: dict, notice_id, body: dict) -> dict:
+        require_role(caller, S.EVALUATE_ROLES, "evaluate answers to supervision orders")
+        return self._store().evaluate(caller, notice_id, load(S.OrderEvaluationSchema, body))
+
+    @rpc
+    def case_loop(self, caller: dict, case_id: str) -> dict:
+        require_role(caller, S.READ_ROLES, "see supervision of cases")
+        return self._store().loop(case_id)
+
+    @rpc
+    def assessment(self, caller: dict, query: dict) -> dict:
+        """The two-way assessment (双向考核); with `format=csv`, `{"csv": "..."}`."""
+        require_role(caller, S.READ_ROLES, "see the assessment")
+        q = load(S.AssessmentQuerySchema, query)
+        report = self._store().assessment(q, setting("CITY"))
+        if q["format"] == "csv":
+            return {"csv": to_csv(report["rows"], report["totals"]),
+                    "filename": f"assessment-{report['city']}-{report['period']['key']}-"
+                                f"{report['by']}.csv"}
+        return report
+
+    # case events: deadlines follow the case -------------------------------------------------
+    @event_handler("cases", "case.opened")
+    def on_case_opened(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.assigned")
+    def on_case_assigned(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.accepted")
+    def on_case_accepted(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.rectified")
+    def on_case_rectified(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.evaluated")
+    def on_case_evaluated(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.held")
+    def on_case_held(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.resumed")
+    def on_case_resumed(self, event: Event) -> None:
+        self._store().follow(event)
+
+    @event_handler("cases", "case.closed")
+    def on_case_closed(self, event: Event) -> None:
+        self._store().follow(event)
