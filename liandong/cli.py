@@ -111,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     p = rsub.add_parser("verify", help="recompute the city's whole hash chain; names the first "
                                        "bad entry (exit 1)")
     p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.add_argument("--against-partners", action="store_true",
+                   help="also compare the chain with the anchors the partner cities hold")
     p.set_defaults(fn=cmd_record_verify)
 
     calendar = sub.add_parser("calendar", help="working calendar: official holidays and "
@@ -274,13 +276,28 @@ def cmd_record_verify(args, s: Site) -> int:
     with engine.connect() as conn:
         result = verify_chain(conn, args.city)
     engine.dispose()
+    status = 0
     if result.ok:
         print(f"{args.city}: record intact: {result.entries} entries, head {result.head_seq} "
               f"{result.head_hash}")
-        return 0
-    print(f"{args.city}: record BROKEN at entry {result.bad_seq}: {result.reason} "
-          f"({result.entries} entries verified before it)")
-    return 1
+    else:
+        print(f"{args.city}: record BROKEN at entry {result.bad_seq}: {result.reason} "
+              f"({result.entries} entries verified before it)")
+        status = 1
+    if args.against_partners:
+        from liandong.notary import check_against_partners
+
+        checks = check_against_partners(s, args.city)
+        bad = [c for c in checks if not c.ok]
+        for c in bad:
+            print(f"{args.city}: entry {c.seq} differs from the anchor {c.partner} holds: "
+                  f"{c.anchored_hash} there, {c.local_hash or 'missing'} here")
+        partners = sorted({c.partner for c in checks})
+        print(f"{args.city}: {len(checks) - len(bad)} of {len(checks)} anchors held by "
+              f"{', '.join(partners) or 'no partner'} match")
+        if bad or not checks:
+            status = 1
+    return status
 
 
 def cmd_calendar_load(args, s: Site) -> int:
