@@ -10,6 +10,7 @@ DEFAULT_ALLOWED_TYPES: tuple[str, ...] = (
     "lead.submitted",  # our handed-over lead was received there
     "lead.accepted",
     "lead.rejected",
+    "lead.handover_overdue",  # our handover waits too long for their decision
     "case.opened",  # ... and became a case there
     "case.closed",
     "evidence.anchored",  # the partner's record head, kept for cross-notarisation

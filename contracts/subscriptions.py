@@ -11,10 +11,12 @@ registry.subscribe("leads", "on_partner_accepted", "bridge", "lead.accepted")
 registry.subscribe("leads", "on_partner_rejected", "bridge", "lead.rejected")
 registry.subscribe("leads", "on_partner_case_opened", "bridge", "case.opened")
 registry.subscribe("leads", "on_partner_case_closed", "bridge", "case.closed")
+registry.subscribe("leads", "on_partner_overdue", "bridge", "lead.handover_overdue")
 
 # The bridge sends what concerns a partner city (see services/bridge/domain.py); one queue, read
 # in batches.
-for _type in ("lead.handed_over", "lead.submitted", "lead.accepted", "lead.rejected"):
+for _type in ("lead.handed_over", "lead.submitted", "lead.accepted", "lead.rejected",
+              "lead.handover_overdue"):
     registry.subscribe("bridge", "send", "leads", _type, shared_queue="bridge.send")
 for _type in ("case.opened", "case.closed", "evidence.anchored"):
     registry.subscribe("bridge", "send", "cases", _type, shared_queue="bridge.send")

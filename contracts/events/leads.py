@@ -77,3 +77,24 @@ class LeadRejected(Schema):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
     origin_city = CityCode(allow_none=True, load_default=None)
     origin_lead_id = fields.UUID(allow_none=True, load_default=None)
+
+
+@registry.event(
+    "lead.handover_overdue",
+    1,
+    "leads",
+    "A lead handed over to this city has waited for its decision past the response limit: a "
+    "reminder (提示单, level 1), then an escalation to the supervision ladder (督办, level 2). It "
+    "goes back to the city that handed the lead over.",
+)
+class LeadHandoverOverdue(Schema):
+    lead_id = fields.UUID(required=True)
+    city = CityCode(required=True)
+    origin_city = CityCode(required=True)
+    origin_lead_id = fields.UUID(required=True)
+    category = Category(required=True)
+    squad = fields.String(allow_none=True, required=True)
+    level = fields.Integer(required=True, validate=validate.Range(1, 2))
+    kind = fields.String(required=True, validate=validate.OneOf(["reminder", "escalation"]))
+    received_at = fields.AwareDateTime(required=True)
+    limit_minutes = fields.Integer(required=True)

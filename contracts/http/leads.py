@@ -70,6 +70,8 @@ class HandoverSchema(Schema):
         ["sent", "received", "accepted", "rejected", "case_opened", "closed"]))
     partner_lead_id = fields.UUID(allow_none=True)
     case_no = fields.String(allow_none=True)
+    overdue_level = fields.Integer(metadata={
+        "description": "the partner reported it waiting past its limit: 1 reminder, 2 escalated"})
     updated_at = fields.DateTime(allow_none=True)
 
 

@@ -18,8 +18,8 @@ from services.bridge.signing import verify_signature
 # Local events whose data names the city they concern: the handover goes to `to_city`; status
 # updates about a lead that came from a partner go back to its `origin_city`.
 TO_FIELD = {"lead.handed_over": "to_city"}
-BACK_TO_ORIGIN = {"lead.submitted", "lead.accepted", "lead.rejected", "case.opened",
-                  "case.closed"}
+BACK_TO_ORIGIN = {"lead.submitted", "lead.accepted", "lead.rejected", "lead.handover_overdue",
+                  "case.opened", "case.closed"}
 TO_EVERY_PARTNER = {"evidence.anchored"}
 
 

@@ -151,3 +151,11 @@ PARTNER_PROGRESS = {"received": 1, "accepted": 2, "rejected": 2, "case_opened": 
 
 def partner_status_advances(current: str | None, reported: str) -> bool:
     return PARTNER_PROGRESS[reported] > PARTNER_PROGRESS.get(current, 0)
+
+
+def handover_overdue_level(waited_minutes: float, remind_after: float,
+                           escalate_after: float) -> int:
+    """0 in time; 1 past the response limit (提示单); 2 past the escalation limit (督办)."""
+    if waited_minutes >= escalate_after:
+        return 2
+    return 1 if waited_minutes >= remind_after else 0

@@ -65,12 +65,18 @@ leads = Table(
     Column("partner_lead_id", UUID(as_uuid=False)),
     Column("partner_case_no", String(40)),
     Column("partner_updated_at", DateTime(timezone=True)),
+    # A received handover waiting for our decision: the overdue level issued (1 reminder,
+    # 2 escalation). A lead we handed over: the level the partner reported.
+    Column("overdue_level", Integer, nullable=False, server_default="0"),
     UniqueConstraint("source_org_id", "source_ref", name="uq_leads_source_ref"),
     Index("ix_leads_dedup", "category", "occurred_at",
           postgresql_where=text("status IN ('routed', 'handed_over', 'accepted')")),
     Index("ix_leads_submitted", "submitted_at", "id"),
     Index("ix_leads_org_submitted", "source_org_id", "submitted_at", "id"),
     Index("ix_leads_status_submitted", "status", "submitted_at"),
+    Index("ix_leads_handover_waiting", "submitted_at",
+          postgresql_where=text("origin_city IS NOT NULL AND status = 'routed' "
+                                "AND overdue_level < 2")),
 )
 
 lead_history = Table(

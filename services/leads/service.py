@@ -5,13 +5,15 @@ from __future__ import annotations
 from marshmallow import ValidationError
 
 from contracts.envelope import Event
-from contracts.errors import InvalidInput
+from contracts.errors import Forbidden, InvalidInput
 from contracts.http.leads import DecisionSchema, LeadListQuerySchema, LeadSubmissionSchema
 from contracts.registry import schema_instance
+from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import event_handler, rpc
 from services.common.observability import Observable
+from services.common.timers import timer
 from services.leads import domain, models
 from services.leads.store import LeadStore, RouterProvider
 
@@ -28,6 +30,7 @@ class LeadsService(Observable):
 
     db = Database(models.metadata)
     router = RouterProvider()
+    clock = Clock()
 
     def _store(self) -> LeadStore:
         return LeadStore(self.db, self.router, setting("CITY"))
@@ -79,3 +82,32 @@ class LeadsService(Observable):
     @event_handler("bridge", "case.closed")
     def on_partner_case_closed(self, event: Event) -> None:
         self._store().partner_report(event, "closed", case_no=event.data["case_no"])
+
+    @event_handler("bridge", "lead.handover_overdue")
+    def on_partner_overdue(self, event: Event) -> None:
+        self._store().partner_overdue(event)
+
+    # handovers we received and have not decided on in time -------------------------------
+    @timer("HANDOVER_SCAN_SECONDS", 30.0)
+    def scan_handovers(self) -> None:
+        self._scan_handovers(self.clock.now())
+
+    @rpc
+    def scan_handovers_at(self, at: str) -> int:
+        """Tests and the demo only (`CLOCK_CONTROL`): the scan as of another instant."""
+        if not self.clock.control:
+            raise Forbidden("scans at another instant need CLOCK_CONTROL (tests and demo)")
+        from datetime import datetime
+
+        try:
+            instant = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
+        except ValueError:
+            raise InvalidInput("not an ISO 8601 instant", {"at": [str(at)]}) from None
+        if instant.tzinfo is None:
+            raise InvalidInput("the instant needs an offset", {"at": [str(at)]})
+        return self._scan_handovers(instant)
+
+    def _scan_handovers(self, now) -> int:
+        return self._store().scan_overdue_handovers(
+            now, float(setting("HANDOVER_REMIND_MINUTES", 240)),
+            float(setting("HANDOVER_ESCALATE_MINUTES", 480)))

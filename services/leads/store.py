@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import and_, insert, or_, select, text, update
@@ -214,6 +214,54 @@ class LeadStore:
         self._history(str(row.id), f"{event.city} bureau via bridge", f"partner_{status}",
                       row.status, {k: v for k, v in detail.items() if v}, now)
 
+    # received handovers that wait too long for our decision -----------------------------------
+    def scan_overdue_handovers(self, now: datetime, remind_after: float, escalate_after: float,
+                               batch: int = 100) -> int:
+        """Issue each overdue level once (row lock + level check in one transaction; replicas
+        skip each other's rows)."""
+        rows = self.s.execute(
+            select(leads).where(leads.c.origin_city.isnot(None), leads.c.status == "routed",
+                                leads.c.overdue_level < 2,
+                                leads.c.submitted_at <= now - timedelta(minutes=remind_after))
+            .order_by(leads.c.submitted_at).limit(batch).with_for_update(skip_locked=True)).all()
+        issued = 0
+        for row in rows:
+            waited = (now - row.submitted_at).total_seconds() / 60
+            level = domain.handover_overdue_level(waited, remind_after, escalate_after)
+            if level <= row.overdue_level:
+                continue
+            kind = "reminder" if level == 1 else "escalation"
+            limit = remind_after if level == 1 else escalate_after
+            self.s.execute(update(leads).where(leads.c.id == row.id).values(
+                overdue_level=level, updated_at=now))
+            self._history(str(row.id), "supervision 督办 (platform)", f"handover_{kind}",
+                          row.status, {"level": level, "limit_minutes": int(limit)}, now)
+            self.db.emit("lead.handover_overdue", str(row.id), {
+                "lead_id": str(row.id), "city": self.city, "origin_city": row.origin_city,
+                "origin_lead_id": str(row.origin_lead_id), "category": row.category,
+                "squad": row.squad, "level": level, "kind": kind,
+                "received_at": row.submitted_at, "limit_minutes": int(limit)},
+                trace_id=row.trace_id)
+            issued += 1
+        return issued
+
+    def partner_overdue(self, event: Event) -> None:
+        """The partner reports our handed-over lead overdue there: record it, keep the level."""
+        data = event.data
+        if data.get("origin_city") != self.city:
+            return
+        row = self._get_row(str(data["origin_lead_id"]), for_update=True)
+        if row is None or row.to_city != event.city:
+            return
+        now = _now()
+        if data["level"] > row.overdue_level:
+            self.s.execute(update(leads).where(leads.c.id == row.id).values(
+                overdue_level=data["level"], partner_updated_at=now, updated_at=now))
+        self._history(str(row.id), f"{event.city} bureau via bridge",
+                      f"partner_{data['kind']}", row.status,
+                      {"partner": event.city, "level": data["level"],
+                       "limit_minutes": data["limit_minutes"]}, now)
+
     # decide -------------------------------------------------------------------------------
     def decide(self, caller: dict, lead_id: str, decision: str, reason: str | None) -> dict:
         row = self._get_row(lead_id, for_update=True)
@@ -335,6 +383,7 @@ class LeadStore:
             "handover": None if m["to_city"] is None else {
                 "to_city": m["to_city"], "status": m["partner_status"] or "sent",
                 "partner_lead_id": _str(m["partner_lead_id"]), "case_no": m["partner_case_no"],
+                "overdue_level": m["overdue_level"],
                 "updated_at": _iso(m["partner_updated_at"]),
             },
         }

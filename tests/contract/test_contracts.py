@@ -259,6 +259,13 @@ EXAMPLES: dict[tuple[str, int], dict[str, Any]] = {
         "decided_by": "kunshan-bureau", "reason": "outside our jurisdiction 不在辖区",
         "origin_city": None, "origin_lead_id": None,
     },
+    ("lead.handover_overdue", 1): {
+        "lead_id": LEAD_ID, "city": "jiading", "origin_city": "taicang",
+        "origin_lead_id": uuid.UUID("0f3c1e2d-4b5a-4c6d-8e7f-9a0b1c2d3e4f"),
+        "category": "illegal_dumping", "squad": "jiading-waigang", "level": 1,
+        "kind": "reminder", "received_at": datetime(2026, 11, 26, 1, 0, tzinfo=UTC),
+        "limit_minutes": 240,
+    },
 }
 
 # Cases (案件指派) and supervision (限时督办): a handed-over lead's case, walked through its steps.
