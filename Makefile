@@ -52,6 +52,7 @@ bench: install
 	$(LIANDONG) provision --servers-only
 	$(PY) -m bench.leads
 	$(PY) -m bench.supervision
+	$(PY) -m bench.bridge
 
 clean:
 	rm -rf $(VENV) .run
