@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import requests
 
-from liandong.demo_cases import follow_case
+from liandong.demo_cases import _poll, follow_case
 from liandong.settings import Site
 
 DEMO_ORGS = [  # (city, organisation, roles)
@@ -138,15 +137,6 @@ def play(site: Site, keys: dict[str, str], out=print, run_no: int = 0) -> dict:
             "across": across, "case": case}
 
 
-def _poll(fetch, done, seconds: float = 60.0, step: float = 0.3):
-    deadline = time.monotonic() + seconds
-    while True:
-        value = fetch()
-        if done(value) or time.monotonic() > deadline:
-            return value
-        time.sleep(step)
-
-
 def follow_handover(site: Site, keys: dict[str, str], lead_id: str, out=print) -> dict:
     """DOMAIN.md step 3 across two cities: the handover reaches Jiading through the bridge,
     Jiading's bureau accepts it, and Taicang follows where its lead is."""
@@ -159,7 +149,7 @@ def follow_handover(site: Site, keys: dict[str, str], lead_id: str, out=print) -
         items = jd.get("/api/v1/leads?status=routed&limit=200").json().get("items", [])
         return next((i for i in items if i.get("origin_lead_id") == lead_id), None)
 
-    theirs = _poll(received_in_jiading, bool)
+    theirs = _poll(received_in_jiading, bool, seconds=60)
     if theirs is None:
         out("   Jiading has not received it yet (is the bridge running?)")
         return {}
@@ -169,7 +159,7 @@ def follow_handover(site: Site, keys: dict[str, str], lead_id: str, out=print) -
     out(f"   Jiading's bureau accepts it: {r.status_code} {r.json().get('status')}")
     ours = _poll(lambda: tc.get(f"/api/v1/leads/{lead_id}").json(),
                  lambda lead: (lead.get("handover") or {}).get("status") in (
-                     "accepted", "case_opened", "closed"))
+                     "accepted", "case_opened", "closed"), seconds=60)
     handover = ours.get("handover") or {}
     out(f"   Taicang follows its lead: handover {handover.get('status')} in "
         f"{handover.get('to_city')}, their lead {handover.get('partner_lead_id')}, "

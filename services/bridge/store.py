@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from nameko.extensions import DependencyProvider
@@ -22,6 +22,7 @@ from services.bridge.models import (
 )
 from services.common.config import setting
 from services.common.db import make_engine
+from services.common.inputs import iso_utc
 
 
 def load_partners(conn) -> dict[str, Partner]:
@@ -125,13 +126,11 @@ def partner_rows(session) -> list[dict]:
         st = stats.get(p.city)
         rows.append({
             "city": p.city, "allowed_types": sorted(p.allowed_types),
-            "keys": sorted(keys.get(p.city, [])), "last_sent_at": _iso(sent.get(p.city)),
-            "last_received_at": _iso(st.last_received_at) if st else None,
+            "keys": sorted(keys.get(p.city, [])), "last_sent_at": iso_utc(sent.get(p.city)),
+            "last_received_at": iso_utc(st.last_received_at) if st else None,
             "received": st.received if st else 0, "refused": st.refused if st else 0,
             "last_refused_reason": st.last_refused_reason if st else None,
         })
     return rows
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")

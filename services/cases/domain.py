@@ -103,12 +103,6 @@ def squads_from_zones(zones, overrides: dict[str, Any] | None = None) -> list[di
 
 # steps -------------------------------------------------------------------------------------
 
-def require_role(caller: dict, allowed: frozenset[str], action: str) -> None:
-    if not allowed & set(caller["roles"]):
-        raise Forbidden(
-            f"role {'/'.join(sorted(caller['roles'])) or 'none'} may not {action}",
-            {"roles": [f"needs one of: {', '.join(sorted(allowed))}"]},
-        )
 
 
 def _require_status(state: dict, allowed: tuple[str, ...], action: str) -> None:

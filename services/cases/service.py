@@ -3,28 +3,18 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError
-
 from contracts.envelope import Event
 from contracts.errors import InvalidInput
 from contracts.http import cases as C
-from contracts.registry import schema_instance
-from services.cases import domain, models
+from services.cases import models
 from services.cases.store import CaseRules, CaseStore
 from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import event_handler, rpc
+from services.common.inputs import load, require_role
 from services.common.observability import Observable
 from services.common.timers import timer
-
-
-def load(schema_cls, payload) -> dict:
-    try:
-        return schema_instance(schema_cls).load(payload if payload is not None else {})
-    except ValidationError as exc:
-        raise InvalidInput("the request does not match the schema", exc.messages) from exc
-
 
 # action → (input schema, roles allowed, what the roles may do)
 ACTIONS = {
@@ -52,12 +42,12 @@ class CasesService(Observable):
     # queries and commands (the gateway calls these) -----------------------------------------
     @rpc
     def list(self, caller: dict, query: dict) -> dict:
-        domain.require_role(caller, C.READ_ROLES, "see cases")
+        require_role(caller, C.READ_ROLES, "see cases")
         return self._store().list(caller, load(C.CaseListQuerySchema, query))
 
     @rpc
     def get(self, caller: dict, case_id: str) -> dict:
-        domain.require_role(caller, C.READ_ROLES, "see cases")
+        require_role(caller, C.READ_ROLES, "see cases")
         return self._store().view(caller, case_id)
 
     @rpc
@@ -67,17 +57,17 @@ class CasesService(Observable):
         if action not in ACTIONS:
             raise InvalidInput(f"unknown action {action}", {"action": sorted(ACTIONS)})
         schema, roles, what = ACTIONS[action]
-        domain.require_role(caller, roles, what)
+        require_role(caller, roles, what)
         return self._store().act(caller, case_id, action, load(schema, body))
 
     @rpc
     def record(self, caller: dict, case_id: str) -> dict:
-        domain.require_role(caller, C.READ_ROLES, "see case records")
+        require_role(caller, C.READ_ROLES, "see case records")
         return self._store().record_of(case_id)
 
     @rpc
     def squads(self, caller: dict) -> dict:
-        domain.require_role(caller, C.READ_ROLES, "see squads")
+        require_role(caller, C.READ_ROLES, "see squads")
         return self._store().squad_list()
 
     @rpc

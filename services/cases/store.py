@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 
 from nameko.extensions import DependencyProvider
 from sqlalchemy import and_, func, insert, or_, select, text, update
@@ -24,6 +24,7 @@ from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import UnitOfWork, make_engine
 from services.common.geo import SquadZones
+from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
 from services.common.pagination import decode_cursor, encode_cursor
 
@@ -64,20 +65,6 @@ def _actor(caller: dict) -> str:
     return f"{caller['org_name']} ({caller['org_id']})"
 
 
-def _iso(value: datetime | None) -> str | None:
-    """UTC, ISO 8601 with Z, as the leads API writes times."""
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _jsonable(value):
-    """Lists and dicts of the case state with datetimes as ISO strings (for JSONB)."""
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return _iso(value)
-    return value
 
 
 def _times(value):
@@ -130,7 +117,7 @@ class CaseStore:
             lon=lead["location"]["lon"], lat=lead["location"]["lat"],
             zone_squad=lead["squad"], squad=state["squad"], town=state["town"],
             status=state["status"], version=1, opened_at=at, updated_at=at,
-            assignments=_jsonable(state["assignments"]), rounds=[], holds=[],
+            assignments=jsonable(state["assignments"]), rounds=[], holds=[],
             trace_id=event.trace_id))
         self._history(state, lead["decided_by"], "opened", at, {
             "lead_id": lead_id, "squad": state["squad"], "zone_squad": lead["squad"],
@@ -171,7 +158,7 @@ class CaseStore:
         elif action == "feedback":
             penalty = domain.suggest_penalty(self.rules.penalties, state["category"],
                                              body.get("finding"))
-            evidence = _jsonable(body["evidence"])
+            evidence = jsonable(body["evidence"])
             new = domain.rectify(state, at, body["summary"], evidence, body.get("finding"),
                                  penalty)
             detail = {"round": new["rounds"][-1]["round"], "summary": body["summary"],
@@ -205,7 +192,7 @@ class CaseStore:
             penalty = (domain.suggest_penalty(self.rules.penalties, state["category"],
                                               body.get("finding"))
                        if body["mode"] == "on_the_spot" else None)
-            evidence = _jsonable(body.get("evidence") or [])
+            evidence = jsonable(body.get("evidence") or [])
             new = domain.close(state, at, body["mode"], roles, evidence, body["summary"],
                                penalty, body.get("finding"))
             self._commit_step(state, new, actor, "close", at, {
@@ -249,9 +236,9 @@ class CaseStore:
         self.s.execute(update(cases).where(cases.c.id == after["case_id"]).values(
             status=after["status"], version=after["version"], squad=after["squad"],
             town=after["town"], updated_at=at, closed_at=after["closed_at"],
-            close_mode=after["close_mode"], assignments=_jsonable(after["assignments"]),
-            rounds=_jsonable(after["rounds"]), holds=_jsonable(after["holds"]),
-            feedback=_jsonable(after["feedback"]), penalty=after["penalty"]))
+            close_mode=after["close_mode"], assignments=jsonable(after["assignments"]),
+            rounds=jsonable(after["rounds"]), holds=jsonable(after["holds"]),
+            feedback=jsonable(after["feedback"]), penalty=after["penalty"]))
         self._history(after, actor, action, at, detail)
         self._emit(event_type, after, actor, at, event_extra)
         log.info("case step", case_no=after["case_no"], action=action, status=after["status"])
@@ -263,7 +250,7 @@ class CaseStore:
             "status": state["status"], "squad": state["squad"], "detail": detail}, at)
         self.s.execute(insert(case_history).values(
             case_id=state["case_id"], at=at, actor=actor, action=action, status=state["status"],
-            detail=_jsonable(detail), record_seq=seq))
+            detail=jsonable(detail), record_seq=seq))
 
     def _emit(self, event_type: str, state: dict, actor: str, at: datetime, extra: dict,
               trace_id: str | None = None) -> None:
@@ -337,7 +324,7 @@ class CaseStore:
         history = self.s.execute(select(case_history).where(case_history.c.case_id == case_id)
                                  .order_by(case_history.c.id)).mappings().all()
         return {**self._full(row), "history": [
-            {"at": _iso(h["at"]), "actor": h["actor"], "action": h["action"],
+            {"at": iso_utc(h["at"]), "actor": h["actor"], "action": h["action"],
              "status": h["status"], "detail": {**h["detail"], "record_seq": h["record_seq"]}}
             for h in history]}
 
@@ -379,8 +366,8 @@ class CaseStore:
             "town": m["town"], "zone_squad": m["zone_squad"], "lead_id": str(m["lead_id"]),
             "origin_city": m["origin_city"], "origin_lead_id": _str(m["origin_lead_id"]),
             "version": m["version"], "round": len(m["rounds"] or []),
-            "opened_at": _iso(m["opened_at"]), "updated_at": _iso(m["updated_at"]),
-            "closed_at": _iso(m["closed_at"]), "close_mode": m["close_mode"],
+            "opened_at": iso_utc(m["opened_at"]), "updated_at": iso_utc(m["updated_at"]),
+            "closed_at": iso_utc(m["closed_at"]), "close_mode": m["close_mode"],
             "held": ({"party": open_hold["party"], "since": open_hold["since"]}
                      if open_hold else None),
             "assignments": m["assignments"], "rounds": m["rounds"], "holds": holds,

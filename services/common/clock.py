@@ -16,6 +16,7 @@ from nameko.extensions import DependencyProvider
 
 from contracts.errors import Forbidden, InvalidInput
 from services.common.config import setting
+from services.common.inputs import parse_instant
 
 TRUE = ("1", "true", "yes", "on")
 
@@ -48,12 +49,7 @@ class Clock(DependencyProvider):
         if at is None:
             self.frozen, self.offset = None, timedelta(0)
         else:
-            try:
-                instant = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-            except ValueError:
-                raise InvalidInput("not an ISO 8601 instant", {"at": [str(at)]}) from None
-            if instant.tzinfo is None:
-                raise InvalidInput("the instant needs an offset", {"at": [str(at)]})
+            instant = parse_instant(at)
             if mode == "frozen":
                 self.frozen, self.offset = instant.astimezone(UTC), timedelta(0)
             elif mode == "shifted":

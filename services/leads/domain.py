@@ -7,7 +7,7 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from contracts.errors import Forbidden, InvalidInput, OutsideJurisdiction
+from contracts.errors import InvalidInput, OutsideJurisdiction
 from contracts.http.leads import CITY_WIDE_ROLES, DECIDE_ROLES, SUBMIT_ROLES  # noqa: F401
 from contracts.reference import CATEGORY_CODES
 from services.common.geo import CityLocator, SquadZones, metres_between
@@ -130,12 +130,6 @@ def can_see(caller: dict, lead_source_org: str) -> bool:
     return lead_source_org == caller["org_id"] or bool(CITY_WIDE_ROLES & set(caller["roles"]))
 
 
-def require_role(caller: dict, allowed: frozenset[str], action: str) -> None:
-    if not allowed & set(caller["roles"]):
-        raise Forbidden(
-            f"role {'/'.join(sorted(caller['roles'])) or 'none'} may not {action}",
-            {"roles": [f"needs one of: {', '.join(sorted(allowed))}"]},
-        )
 
 
 def check_decision(decision: str, reason: str | None) -> None:

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from marshmallow import ValidationError
-
 from contracts.envelope import Event
-from contracts.errors import Forbidden, InvalidInput
+from contracts.errors import Forbidden
 from contracts.http.leads import DecisionSchema, LeadListQuerySchema, LeadSubmissionSchema
-from contracts.registry import schema_instance
 from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import event_handler, rpc
+from services.common.inputs import load, parse_instant, require_role
 from services.common.observability import Observable
 from services.common.timers import timer
 from services.leads import domain, models
 from services.leads.store import LeadStore, RouterProvider
-
-
-def load(schema_cls, payload) -> dict:
-    try:
-        return schema_instance(schema_cls).load(payload if payload is not None else {})
-    except ValidationError as exc:
-        raise InvalidInput("the request does not match the schema", exc.messages) from exc
 
 
 class LeadsService(Observable):
@@ -38,7 +29,7 @@ class LeadsService(Observable):
     @rpc
     def submit(self, caller: dict, body: dict) -> dict:
         """Validate, deduplicate, route and store a lead; `created` is False for a repeat."""
-        domain.require_role(caller, domain.SUBMIT_ROLES, "submit leads")
+        require_role(caller, domain.SUBMIT_ROLES, "submit leads")
         lead = load(LeadSubmissionSchema, body)
         return self._store().submit(caller, lead)
 
@@ -52,7 +43,7 @@ class LeadsService(Observable):
 
     @rpc
     def decide(self, caller: dict, lead_id: str, body: dict) -> dict:
-        domain.require_role(caller, domain.DECIDE_ROLES, "decide on leads")
+        require_role(caller, domain.DECIDE_ROLES, "decide on leads")
         decision = load(DecisionSchema, body)
         domain.check_decision(decision["decision"], decision["reason"])
         return self._store().decide(caller, lead_id, decision["decision"], decision["reason"])
@@ -97,15 +88,7 @@ class LeadsService(Observable):
         """Tests and the demo only (`CLOCK_CONTROL`): the scan as of another instant."""
         if not self.clock.control:
             raise Forbidden("scans at another instant need CLOCK_CONTROL (tests and demo)")
-        from datetime import datetime
-
-        try:
-            instant = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput("not an ISO 8601 instant", {"at": [str(at)]}) from None
-        if instant.tzinfo is None:
-            raise InvalidInput("the instant needs an offset", {"at": [str(at)]})
-        return self._scan_handovers(instant)
+        return self._scan_handovers(parse_instant(at))
 
     def _scan_handovers(self, now) -> int:
         return self._store().scan_overdue_handovers(

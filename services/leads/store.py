@@ -16,6 +16,7 @@ from contracts.errors import Conflict, InvalidInput, NotFound
 from services.common.config import setting
 from services.common.db import UnitOfWork
 from services.common.geo import SquadZones, default_city_locator, to_wgs84
+from services.common.inputs import iso_utc
 from services.common.logging import get_logger
 from services.common.metrics import LEADS
 from services.leads import domain
@@ -301,7 +302,7 @@ class LeadStore:
             .order_by(lead_history.c.id)
         ).mappings().all()
         return {**self._full(row), "history": [
-            {"at": _iso(h["at"]), "actor": h["actor"], "action": h["action"],
+            {"at": iso_utc(h["at"]), "actor": h["actor"], "action": h["action"],
              "status": h["status"], "detail": h["detail"]} for h in history
         ]}
 
@@ -375,8 +376,8 @@ class LeadStore:
             "source_ref": m["source_ref"], "source_org": m["source_org_name"],
             "category": m["category"], "description": m["description"],
             "location": {"lon": m["lon"], "lat": m["lat"]}, "address": m["address"],
-            "occurred_at": _iso(m["occurred_at"]), "submitted_at": _iso(m["submitted_at"]),
-            "updated_at": _iso(m["updated_at"]), "evidence": m["evidence"],
+            "occurred_at": iso_utc(m["occurred_at"]), "submitted_at": iso_utc(m["submitted_at"]),
+            "updated_at": iso_utc(m["updated_at"]), "evidence": m["evidence"],
             "camera": m["camera"], "merged_count": m["merged_count"],
             "origin_city": m["origin_city"], "origin_lead_id": _str(m["origin_lead_id"]),
             "decision_reason": m["decision_reason"], "trace_id": m["trace_id"],
@@ -384,7 +385,7 @@ class LeadStore:
                 "to_city": m["to_city"], "status": m["partner_status"] or "sent",
                 "partner_lead_id": _str(m["partner_lead_id"]), "case_no": m["partner_case_no"],
                 "overdue_level": m["overdue_level"],
-                "updated_at": _iso(m["partner_updated_at"]),
+                "updated_at": iso_utc(m["partner_updated_at"]),
             },
         }
 
@@ -393,8 +394,6 @@ def _str(value):
     return None if value is None else str(value)
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
 
 def _encode_cursor(at: datetime, lead_id: str) -> str:

@@ -3,36 +3,19 @@ in `services/common/workcal.py`), storage in `store.py`."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
-from marshmallow import ValidationError
-
 from contracts.envelope import Event
-from contracts.errors import Forbidden, InvalidInput
+from contracts.errors import Forbidden
 from contracts.http import supervision as S
-from contracts.registry import schema_instance
 from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import event_handler, rpc
+from services.common.inputs import load, parse_instant, require_role
 from services.common.observability import Observable
 from services.common.timers import timer
 from services.supervision import models
 from services.supervision.domain import to_csv
 from services.supervision.store import SupervisionRules, SupervisionStore
-
-
-def load(schema_cls, payload) -> dict:
-    try:
-        return schema_instance(schema_cls).load(payload if payload is not None else {})
-    except ValidationError as exc:
-        raise InvalidInput("the request does not match the schema", exc.messages) from exc
-
-
-def require_role(caller: dict, allowed: frozenset[str], action: str) -> None:
-    if not allowed & set(caller["roles"]):
-        raise Forbidden(f"role {'/'.join(sorted(caller['roles'])) or 'none'} may not {action}",
-                        {"roles": [f"needs one of: {', '.join(sorted(allowed))}"]})
 
 
 class SupervisionService(Observable):
@@ -56,13 +39,7 @@ class SupervisionService(Observable):
         for one case when `case_id` is given."""
         if not self.clock.control:
             raise Forbidden("scans at another instant need CLOCK_CONTROL (tests and demo)")
-        try:
-            instant = datetime.fromisoformat(str(at).replace("Z", "+00:00"))
-        except ValueError:
-            raise InvalidInput("not an ISO 8601 instant", {"at": [str(at)]}) from None
-        if instant.tzinfo is None:
-            raise InvalidInput("the instant needs an offset", {"at": [str(at)]})
-        return self._store().scan(instant, case_id)
+        return self._store().scan(parse_instant(at), case_id)
 
     @rpc
     def set_clock(self, at: str | None = None, mode: str = "frozen") -> dict:

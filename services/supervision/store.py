@@ -25,6 +25,7 @@ from contracts.errors import Conflict, InvalidInput, NotFound
 from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import UnitOfWork, make_engine
+from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
 from services.common.pagination import decode_cursor, encode_cursor
 from services.common.workcal import DEFAULT_PERIODS, WorkCalendar, parse_year
@@ -89,20 +90,6 @@ class SupervisionRules(DependencyProvider):
         return self._calendar
 
 
-def _iso(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _jsonable(value):
-    if isinstance(value, dict):
-        return {k: _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, datetime):
-        return _iso(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    return value
 
 
 def _actor(caller: dict) -> str:
@@ -120,7 +107,7 @@ class SupervisionStore:
     def follow(self, event: Event) -> None:
         """Bring the case's deadlines in line with its latest snapshot; older snapshots (events
         that arrive after a later one) change nothing."""
-        snap = _jsonable(event.data["case"])
+        snap = jsonable(event.data["case"])
         case_id = snap["case_id"]
         self.s.execute(pg_insert(supervised_cases).values(
             case_id=case_id, case_no=snap["case_no"], category=snap["category"],
@@ -255,7 +242,7 @@ class SupervisionStore:
             raise Conflict(f"order {notice_id} is {n.status}; only an open order is answered",
                            {"status": [n.status]})
         at, actor = self.clock.now(), _actor(caller)
-        answer = {"at": _iso(at), "actor": actor, "text": body["text"],
+        answer = {"at": iso_utc(at), "actor": actor, "text": body["text"],
                   "evidence": body["evidence"]}
         self.s.execute(update(notices).where(notices.c.id == n.id).values(
             status="answered", answers=[*n.answers, answer]))
@@ -274,7 +261,7 @@ class SupervisionStore:
             raise Conflict(f"order {notice_id} is {n.status}; only an answered order is "
                            "evaluated", {"status": [n.status]})
         at, actor = self.clock.now(), _actor(caller)
-        evaluation = {"at": _iso(at), "actor": actor, "result": body["result"],
+        evaluation = {"at": iso_utc(at), "actor": actor, "result": body["result"],
                       "comment": body.get("comment")}
         self.s.execute(update(notices).where(notices.c.id == n.id).values(
             status="closed" if body["result"] == "satisfactory" else "open",
@@ -345,7 +332,7 @@ class SupervisionStore:
              "items": snap["assignments"]},
             {"step": "deadline", "title": "限期整改 Rectification within a deadline",
              "items": [{"kind": d.kind, "seq": d.seq, "squad": d.squad, "status": d.status,
-                        "due_at": _iso(d.due_at), "late": d.late} for d in ds]},
+                        "due_at": iso_utc(d.due_at), "late": d.late} for d in ds]},
             {"step": "feedback", "title": "平台反馈 Feedback on the platform",
              "items": [{"round": r["round"], "squad": r["squad"],
                         "rectified_at": r["rectified_at"]} for r in snap["rounds"]
@@ -393,27 +380,27 @@ class SupervisionStore:
         rows, totals = domain.assess(p, query["by"], now, self.rules.calendar(), cases,
                                      [dict(r) for r in deadline_rows],
                                      [dict(r) for r in notice_rows])
-        return {"city": city, "by": query["by"], "generated_at": _iso(now),
-                "period": {"kind": p.kind, "key": p.key, "start": _iso(p.start),
-                           "end": _iso(p.end)},
+        return {"city": city, "by": query["by"], "generated_at": iso_utc(now),
+                "period": {"kind": p.kind, "key": p.key, "start": iso_utc(p.start),
+                           "end": iso_utc(p.end)},
                 "rows": rows, "totals": totals, "definitions": domain.DEFINITIONS}
 
 
 def _deadline_view(d) -> dict:
     steps, done = d.steps, d.steps_done
     return {"id": d.id, "kind": d.kind, "seq": d.seq, "squad": d.squad, "status": d.status,
-            "started_at": _iso(d.started_at), "limit": d.limit_text,
-            "limit_hours": d.limit_hours, "remind_at": _iso(d.remind_at),
-            "due_at": _iso(d.due_at), "paused": d.status == "pending" and d.due_at is None,
-            "ended_at": _iso(d.ended_at), "late": d.late,
+            "started_at": iso_utc(d.started_at), "limit": d.limit_text,
+            "limit_hours": d.limit_hours, "remind_at": iso_utc(d.remind_at),
+            "due_at": iso_utc(d.due_at), "paused": d.status == "pending" and d.due_at is None,
+            "ended_at": iso_utc(d.ended_at), "late": d.late,
             "next_step": (f"{steps[done]['kind']}:{steps[done]['level']}"
                           if d.status == "pending" and done < len(steps) else None),
-            "next_at": _iso(d.next_at)}
+            "next_at": iso_utc(d.next_at)}
 
 
 def _notice_view(r) -> dict:
     return {"id": r.id, "case_id": r.case_id, "case_no": r.case_no,
             "deadline_id": r.deadline_id, "deadline_kind": r.deadline_kind, "kind": r.kind,
             "level": r.level, "title": r.title, "recipient": r.recipient, "squad": r.squad,
-            "town": r.town, "status": r.status, "issued_at": _iso(r.issued_at),
-            "due_at": _iso(r.due_at), "answers": r.answers, "evaluations": r.evaluations}
+            "town": r.town, "status": r.status, "issued_at": iso_utc(r.issued_at),
+            "due_at": iso_utc(r.due_at), "answers": r.answers, "evaluations": r.evaluations}

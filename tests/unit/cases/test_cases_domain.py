@@ -8,6 +8,7 @@ from contracts.errors import Conflict, Forbidden, InvalidInput
 from contracts.reference import CATEGORY_CODES
 from services.cases import domain
 from services.common.geo import SquadZones
+from services.common.inputs import require_role
 
 T0 = datetime(2026, 11, 26, 1, 0, tzinfo=UTC)
 ALL = frozenset(CATEGORY_CODES)
@@ -213,5 +214,5 @@ def test_a_penalty_table_with_a_bad_rule_is_refused(tmp_path):
 
 def test_role_checks():
     with pytest.raises(Forbidden):
-        domain.require_role({"roles": ["source"]}, domain.READ_ROLES, "see cases")
-    domain.require_role({"roles": ["squad"]}, domain.SQUAD_ROLES, "accept")
+        require_role({"roles": ["source"]}, domain.READ_ROLES, "see cases")
+    require_role({"roles": ["squad"]}, domain.SQUAD_ROLES, "accept")

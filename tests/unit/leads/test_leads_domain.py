@@ -14,6 +14,7 @@ from contracts.errors import Forbidden, InvalidInput, OutsideJurisdiction
 from contracts.http.leads import DECIDE_ROLES, SUBMIT_ROLES
 from contracts.reference import CATEGORY_CODES
 from services.common.geo import SquadZones, default_city_locator, metres_between
+from services.common.inputs import require_role
 from services.leads import domain
 from services.leads.domain import (
     Candidate,
@@ -24,7 +25,6 @@ from services.leads.domain import (
     dedup_lock_keys,
     dedup_policies,
     pick_duplicate,
-    require_role,
     search_box,
 )
 
