@@ -11,6 +11,7 @@
     liandong calendar load --city X FILE [FILE ...] | calendar show --city X [--year Y]
     liandong bridge keygen|export --city X | bridge import --city X --file F [--allow T,...]
     liandong bridge revoke --city X --partner Y --kid K | bridge link
+    liandong bridge accept-stale --city X
 """
 
 from __future__ import annotations
@@ -105,6 +106,10 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_bridge_revoke)
     p = bsub.add_parser("link", help="partner users and shovels between the five cities")
     p.set_defaults(fn=cmd_bridge_link)
+    p = bsub.add_parser("accept-stale", help="apply envelopes refused only for their age (after "
+                                             "a link outage longer than the window)")
+    p.add_argument("--city", required=True, choices=CITY_CODES)
+    p.set_defaults(fn=cmd_bridge_accept_stale)
 
     record = sub.add_parser("record", help="the tamper-evident case record (区块链+公证)")
     rsub = record.add_subparsers(dest="action", required=True)
@@ -261,6 +266,15 @@ def cmd_bridge_revoke(args, s: Site) -> int:
         n = revoke_key(conn, args.partner, args.kid)
     print(f"revoked {n} key(s)")
     return 0 if n else 1
+
+
+def cmd_bridge_accept_stale(args, s: Site) -> int:
+    from services.bridge.stale import accept_stale
+
+    counts = accept_stale(s.amqp_uri(args.city), s.database_url(args.city), args.city)
+    print(f"{args.city}: accepted {counts['accepted']} stale envelope(s); "
+          f"{counts['kept']} parked message(s) left as they were")
+    return 0
 
 
 def cmd_bridge_link(args, s: Site) -> int:

@@ -166,3 +166,28 @@ def test_garbage_on_the_inbound_queue_is_parked_and_the_bridge_keeps_going(platf
     _deliver(good)
     wait_for(lambda: _applied(platform, good["event"]["data"]["lead_id"]) == 1,
              what="a good envelope after the garbage")
+
+
+def test_operator_accepts_envelopes_refused_only_for_their_age(platform):
+    """After a link outage longer than the window, the receiving operator applies what was
+    refused as stale; everything else stays parked, and nothing is applied twice."""
+    from services.bridge.stale import accept_stale
+
+    old = _stale()
+    forged = _bad_signature()
+    for envelope in (old, forged):
+        _deliver(envelope)
+    wait_for(lambda: "stale" in _parked_reasons(old["event"]["id"]), what="stale parked")
+    wait_for(lambda: "bad_signature" in _parked_reasons(forged["event"]["id"]),
+             what="forgery parked")
+    counts = accept_stale(TEST_SITE.amqp_uri("jiading"), TEST_SITE.database_url("jiading"),
+                          "jiading")
+    assert counts["accepted"] >= 1
+    wait_for(lambda: _applied(platform, old["event"]["data"]["lead_id"]) == 1,
+             what="the stale handover applied by the running bridge's relay")
+    assert "bad_signature" in _parked_reasons(forged["event"]["id"])  # still parked
+    assert _applied(platform, forged["event"]["data"]["lead_id"]) == 0
+    again = accept_stale(TEST_SITE.amqp_uri("jiading"), TEST_SITE.database_url("jiading"),
+                         "jiading")
+    assert again["accepted"] == 0
+    assert _applied(platform, old["event"]["data"]["lead_id"]) == 1

@@ -1,0 +1,76 @@
+"""Accepting envelopes refused as `stale` after a long link outage (`liandong bridge
+accept-stale`): an operator's deliberate decision, never the service's.
+
+Each envelope parked with reason `stale` is checked again exactly as the bridge does — sender,
+key, signature, destination, contract, impersonation, partner policy, not seen before — with
+only the time window lifted. Accepted ones are recorded in the bridge's inbox and outbox in one
+transaction per envelope (the running bridge's relay publishes them on `bridge.events`); any
+other outcome puts the envelope back in the parking queue.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+from kombu import Connection
+from sqlalchemy import create_engine, insert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+from services.bridge import domain
+from services.bridge.models import inbox, outbox
+from services.bridge.store import load_partners, record_received
+from services.common.topology import BRIDGE_INBOUND
+
+NO_WINDOW = timedelta(days=36500)
+
+
+def accept_stale(amqp_uri: str, database_url: str, city: str, limit: int = 100_000) -> dict:
+    engine = create_engine(database_url)
+    counts = {"accepted": 0, "kept": 0}
+    kept = []
+    with engine.connect() as conn:
+        partners = load_partners(conn)
+    with Connection(amqp_uri) as broker:
+        channel = broker.channel()
+        for _ in range(limit):
+            message = channel.basic_get(f"{BRIDGE_INBOUND}.parked", no_ack=False)
+            if message is None:
+                break
+            headers = message.properties.get("application_headers") or {}
+            if headers.get("x-liandong-reason") != "stale":
+                kept.append(message)
+                continue
+            if _apply(engine, message.body, city, partners):
+                channel.basic_ack(message.delivery_tag)
+                counts["accepted"] += 1
+            else:
+                kept.append(message)
+        for message in kept:  # back where they were, for the operator to see
+            channel.basic_reject(message.delivery_tag, requeue=True)
+        counts["kept"] = len(kept)
+    engine.dispose()
+    return counts
+
+
+def _apply(engine, body: bytes, city: str, partners) -> bool:
+    try:
+        envelope = json.loads(body)
+    except ValueError:
+        return False
+    verdict = domain.verify(envelope, city, partners, datetime.now(UTC), NO_WINDOW)
+    if not verdict.accepted:
+        return False
+    event = envelope["event"]
+    with engine.begin() as conn:
+        claimed = conn.execute(pg_insert(inbox).values(
+            event_id=event["id"], handler="receive", type=event["type"])
+            .on_conflict_do_nothing().returning(inbox.c.event_id)).first()
+        if claimed is None:
+            return False  # received meanwhile: it is a replay now
+        conn.execute(insert(outbox).values(
+            event_id=event["id"], type=event["type"], version=event["version"],
+            exchange="bridge.events", subject=event["subject"], trace_id=event["trace_id"],
+            body=event))
+        record_received(conn, verdict.sender)
+    return True
