@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 from sqlalchemy import text
-from support import TEST_SITE, deadline, open_case, supervision_of
+from support import TEST_SITE, deadline, open_case, supervision_of, wait_for
 
 from liandong import cli
 from services.common.workcal import SHANGHAI
@@ -69,8 +69,7 @@ def test_a_loaded_year_replaces_the_fallback(platform, run_cli, tmp_path,
     code, out = run_cli("calendar", "show", "--city", "taicang", "--year", str(YEAR))
     assert f"{YEAR}: loaded" in out and f"working  {YEAR}-01-04  元旦调休" in out
 
-    import time
-
-    time.sleep(1.2)  # the service re-reads loaded years every CALENDAR_REFRESH_SECONDS (1 s)
-    # loaded: 1-3 Jan off, Saturday 4 Jan worked
-    assert response_due(platform) == f"{YEAR}-01-04T01:00:00Z"
+    # loaded: 1-3 Jan off, Saturday 4 Jan worked. The service re-reads loaded years every
+    # CALENDAR_REFRESH_SECONDS (1 s here): a case opened after that is due on the 4th.
+    wait_for(lambda: response_due(platform) == f"{YEAR}-01-04T01:00:00Z", timeout=15,
+             interval=0.5, what="the loaded year to be used")
