@@ -108,10 +108,12 @@ class Routing:
 class Router:
     """City by boundary, then the squad zone inside our own city."""
 
-    def __init__(self, own_city: str, locator: CityLocator, zones: SquadZones):
+    def __init__(self, own_city: str, locator: CityLocator, zones: SquadZones,
+                 policies: dict[str, DedupPolicy]):
         self.own_city = own_city
         self.locator = locator
         self.zones = zones
+        self.policies = policies  # dedup policy per category
 
     def route(self, lon: float, lat: float) -> Routing:
         city = self.locator.city_at(lon, lat)

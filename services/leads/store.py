@@ -40,12 +40,11 @@ class RouterProvider(DependencyProvider):
         path = setting("SQUAD_ZONES_FILE", "")
         city = setting("CITY")
         zones = SquadZones.from_file(path) if path else SquadZones.demo(city)
-        self.router = domain.Router(city, default_city_locator(), zones)
-        self.policies = domain.dedup_policies(
+        policies = domain.dedup_policies(
             setting("DEDUP_RADIUS_M", 50), setting("DEDUP_WINDOW_MIN", 30),
             setting("DEDUP_OVERRIDES", ""),
         )
-        self.router.policies = self.policies
+        self.router = domain.Router(city, default_city_locator(), zones, policies)
 
     def get_dependency(self, worker_ctx):
         return self.router

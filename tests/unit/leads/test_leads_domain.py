@@ -32,6 +32,7 @@ GEOD = pyproj.Geod(ellps="WGS84")
 LON, LAT = 121.10, 31.45  # Taicang 城厢
 T0 = datetime(2026, 5, 1, 9, 0, tzinfo=UTC)
 POLICY = DedupPolicy(50.0, timedelta(minutes=30))
+POLICIES = dedup_policies(50, 30, None)
 
 
 def offset(lon: float, lat: float, azimuth_deg: float, metres: float) -> tuple[float, float]:
@@ -246,7 +247,7 @@ def test_search_box_is_centred_and_not_absurdly_large():
 
 @pytest.fixture(scope="module")
 def router() -> Router:
-    return Router("taicang", default_city_locator(), SquadZones.demo("taicang"))
+    return Router("taicang", default_city_locator(), SquadZones.demo("taicang"), POLICIES)
 
 
 def test_taicang_point_is_routed_to_a_taicang_squad(router):
@@ -267,7 +268,7 @@ def test_jiading_point_is_handed_over(router):
 
 
 def test_jiading_router_keeps_a_jiading_point(router):
-    jiading = Router("jiading", router.locator, SquadZones.demo("taicang"))
+    jiading = Router("jiading", router.locator, SquadZones.demo("taicang"), POLICIES)
     r = jiading.route(121.1630, 31.3790)
     assert (r.city, r.status, r.to_city) == ("jiading", "routed", None)
 
