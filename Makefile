@@ -53,6 +53,7 @@ bench: install
 	$(PY) -m bench.leads
 	$(PY) -m bench.supervision
 	$(PY) -m bench.bridge
+	$(PY) -m bench.transport
 
 clean:
 	rm -rf $(VENV) .run

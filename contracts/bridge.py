@@ -14,6 +14,8 @@ DEFAULT_ALLOWED_TYPES: tuple[str, ...] = (
     "case.opened",  # ... and became a case there
     "case.closed",
     "evidence.anchored",  # the partner's record head, kept for cross-notarisation
+    "transport.permit_issued",  # a partner's muck truck permitted into our city
+    "transport.alert_raised",  # our truck's violation seen by a partner
 )
 
 

@@ -20,6 +20,13 @@ for _type in ("lead.handed_over", "lead.submitted", "lead.accepted", "lead.rejec
     registry.subscribe("bridge", "send", "leads", _type, shared_queue="bridge.send")
 for _type in ("case.opened", "case.closed", "evidence.anchored"):
     registry.subscribe("bridge", "send", "cases", _type, shared_queue="bridge.send")
+# Transport (渣土运输): permits go to the cities they allow, alerts to the permit's issuer.
+for _type in ("transport.permit_issued", "transport.alert_raised"):
+    registry.subscribe("bridge", "send", "transport", _type, shared_queue="bridge.send")
+registry.subscribe("transport", "on_permit_issued", "bridge", "transport.permit_issued")
+registry.subscribe("transport", "on_partner_alert", "bridge", "transport.alert_raised")
+# A muck-truck alert raised in this city becomes a lead here.
+registry.subscribe("leads", "on_transport_alert", "transport", "transport.alert_raised")
 
 # Cases (案件指派): an accepted lead opens a case; supervision steps go into the case record.
 registry.subscribe("cases", "on_lead_accepted", "leads", "lead.accepted")

@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 
 from liandong.demo_cases import _poll, follow_case
+from liandong.demo_transport import night_truck
 from liandong.settings import Site
 
 DEMO_ORGS = [  # (city, organisation, roles)
@@ -20,6 +21,8 @@ DEMO_ORGS = [  # (city, organisation, roles)
     ("taicang", "城厢镇中队 Chengxiang Squad", ["squad"]),
     ("jiading", "嘉定区城管局 Jiading Bureau", ["bureau"]),
     ("taicang", "太仓市城管局督查科 Taicang Supervision Office", ["supervisor"]),
+    ("kunshan", "昆山市城管局 Kunshan Bureau", ["bureau"]),  # step 4: issues the truck's permit
+    ("taicang", "太仓渣土车定位网关 Taicang GPS Gateway", ["device"]),  # step 4: GPS positions
 ]
 
 # Near the 城厢镇 centre of Taicang, and a field in Jiading's 外冈镇 near the Taicang border.
@@ -133,8 +136,9 @@ def play(site: Site, keys: dict[str, str], out=print, run_no: int = 0) -> dict:
     handed = r.json()
     out(f"   {r.status_code} {handed}")
     across = follow_handover(site, keys, handed["id"], out)
+    truck = night_truck(site, keys, out, run)  # step 4, in liandong/demo_transport.py
     return {"first": first, "merged": merged, "accepted": accepted, "handed_over": handed,
-            "across": across, "case": case}
+            "across": across, "case": case, "truck": truck}
 
 
 def follow_handover(site: Site, keys: dict[str, str], lead_id: str, out=print) -> dict:

@@ -33,6 +33,10 @@ def destinations(event: Event, own_city: str, partners: set[str]) -> list[str]:
         targets = [event.data.get("origin_city")]
     elif event.type in TO_EVERY_PARTNER:
         targets = sorted(partners)
+    elif event.type == "transport.permit_issued":
+        targets = list(event.data.get("may_enter") or [])
+    elif event.type == "transport.alert_raised":
+        targets = [event.data.get("permit_city")]
     else:
         targets = []
     return [t for t in targets if t and t != own_city and t in partners]

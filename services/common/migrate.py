@@ -14,7 +14,7 @@ from sqlalchemy import create_engine, text
 
 SERVICES_DIR = Path(__file__).resolve().parents[1]
 # Services with a database schema, in migration order.
-SCHEMA_SERVICES = ("gateway", "leads", "bridge", "cases", "supervision")
+SCHEMA_SERVICES = ("gateway", "leads", "bridge", "cases", "supervision", "transport")
 
 
 def alembic_config(service: str, url: str) -> Config:

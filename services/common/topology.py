@@ -36,7 +36,7 @@ def retry_delays() -> list[int]:
 
 
 # Queues consumed by `services.common.entrypoints.consume` (not event subscriptions).
-CONSUMER_QUEUES = ("bridge.inbound",)
+CONSUMER_QUEUES = ("bridge.inbound", "transport.positions")
 BRIDGE_INBOUND = "bridge.inbound"  # exchange and queue a partner's shovel delivers to
 
 

@@ -20,10 +20,11 @@ from services.gateway.resources.bridge import BridgeResource
 from services.gateway.resources.cases import CasesResource
 from services.gateway.resources.leads import LeadsResource
 from services.gateway.resources.supervision import SupervisionResource
+from services.gateway.resources.transport import TransportResource
 
 
 class GatewayService(Observable, LeadsResource, BridgeResource, CasesResource,
-                     SupervisionResource):
+                     SupervisionResource, TransportResource):
     name = "gateway"
 
     db = Database(models.metadata)

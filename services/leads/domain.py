@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from contracts.errors import InvalidInput, OutsideJurisdiction
 from contracts.http.leads import CITY_WIDE_ROLES, DECIDE_ROLES, SUBMIT_ROLES  # noqa: F401
@@ -155,3 +156,41 @@ def handover_overdue_level(waited_minutes: float, remind_after: float,
     if waited_minutes >= escalate_after:
         return 2
     return 1 if waited_minutes >= remind_after else 0
+
+
+# Muck-truck alerts of this city's transport service (渣土运输) become leads.
+TRANSPORT_CALLER = {"org_id": "system:transport", "org_name": "渣土监管 Transport monitoring",
+                    "roles": ["source"]}
+TRANSPORT_ILLEGAL_DUMPING = {"unapproved_stop", "manifest_mismatch"}
+TRANSPORT_LABELS = {
+    "no_permit": "无有效核准 no valid permit", "unknown_vehicle": "未登记车辆 unknown vehicle",
+    "out_of_hours": "超时段运输 outside permitted hours",
+    "route_deviation": "偏离路线 route deviation",
+    "unapproved_stop": "异常停留(疑似偷倒) suspected dumping stop",
+    "manifest_mismatch": "未按联单消纳 unloaded at the wrong site",
+    "city_crossing": "跨区域驶入 entered another city without permission",
+}
+
+
+def lead_from_transport_alert(data: dict, own_city: str) -> dict | None:
+    """The lead submission for a transport alert raised in this city, or None (an allowed city
+    crossing is not a violation; an alert outside the five cities has no jurisdiction)."""
+    if data.get("raised_by") != own_city or not data.get("city"):
+        return None
+    kind = data["kind"]
+    if kind == "city_crossing" and data.get("detail", {}).get("allowed"):
+        return None
+    evidence_json = json.dumps(data.get("evidence") or [], sort_keys=True, default=str)
+    occurred = min(data["at"], datetime.now(UTC))
+    return {
+        "source_ref": str(data["alert_id"]),
+        "category": "illegal_dumping" if kind in TRANSPORT_ILLEGAL_DUMPING
+        else "construction_waste",
+        "description": (f"{TRANSPORT_LABELS.get(kind, kind)}: {data['plate']}, permit "
+                        f"{data.get('permit_id') or '-'} ({data.get('permit_city') or '-'})"),
+        "location": {"lon": data["location"]["lon"], "lat": data["location"]["lat"],
+                     "crs": "WGS84"},
+        "occurred_at": occurred.isoformat(),
+        "evidence": [{"uri": f"liandong:transport/alerts/{data['alert_id']}",
+                      "sha256": hashlib.sha256(evidence_json.encode()).hexdigest()}],
+    }

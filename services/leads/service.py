@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from contracts.envelope import Event
-from contracts.errors import Forbidden
+from contracts.errors import Forbidden, InvalidInput, OutsideJurisdiction
 from contracts.http.leads import DecisionSchema, LeadListQuerySchema, LeadSubmissionSchema
 from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import event_handler, rpc
 from services.common.inputs import load, parse_instant, require_role
+from services.common.logging import get_logger
 from services.common.observability import Observable
 from services.common.timers import timer
 from services.leads import domain, models
 from services.leads.store import LeadStore, RouterProvider
+
+log = get_logger(__name__)
 
 
 class LeadsService(Observable):
@@ -77,6 +80,19 @@ class LeadsService(Observable):
     @event_handler("bridge", "lead.handover_overdue")
     def on_partner_overdue(self, event: Event) -> None:
         self._store().partner_overdue(event)
+
+    @event_handler("transport", "transport.alert_raised")
+    def on_transport_alert(self, event: Event) -> None:
+        """A muck-truck alert raised by this city's transport service becomes a lead through the
+        normal submit path (dedup, routing, handover to the city where it happened)."""
+        lead = domain.lead_from_transport_alert(event.data, setting("CITY"))
+        if lead is None:
+            return
+        try:
+            self._store().submit(domain.TRANSPORT_CALLER, load(LeadSubmissionSchema, lead))
+        except (InvalidInput, OutsideJurisdiction) as exc:
+            log.warning("transport alert not turned into a lead", alert_id=event.subject,
+                        error=str(exc))
 
     # handovers we received and have not decided on in time -------------------------------
     @timer("HANDOVER_SCAN_SECONDS", 30.0)

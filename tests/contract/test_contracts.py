@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -331,6 +331,29 @@ EXAMPLES.update({
     ("supervision.order_evaluated", 1): {
         **SUPERVISION, "notice_id": 501, "actor": "督查科", "at": STEP_AT,
         "result": "unsatisfactory", "comment": "请说明完成时间"},
+})
+
+
+# Transport (渣土运输): a Kunshan permit, and an alert raised in Taicang.
+SQUARE = {"type": "Polygon", "coordinates": [[[120.98, 31.38], [120.99, 31.38], [120.99, 31.39],
+                                              [120.98, 31.39], [120.98, 31.38]]]}
+EXAMPLES.update({
+    ("transport.permit_issued", 1): {
+        "permit_id": "KS-2026-0042", "plate": "苏E12345",
+        "origin": {"id": "ks-site-1", "name": "昆山工地", "kind": "construction",
+                   "polygon": SQUARE},
+        "disposal": {"id": "tc-disp-1", "name": "太仓消纳场", "kind": "disposal",
+                     "polygon": SQUARE},
+        "corridor": [[120.99, 31.39], [121.12, 31.49]], "width_m": 40.0,
+        "windows": ["22:00-05:00"], "valid_from": date(2026, 11, 1),
+        "valid_to": date(2026, 11, 30), "issuing_city": "kunshan", "may_enter": ["taicang"],
+        "status": "active"},
+    ("transport.alert_raised", 1): {
+        "alert_id": OTHER_LEAD_ID, "kind": "unapproved_stop", "plate": "苏E12345",
+        "permit_id": "KS-2026-0042", "permit_city": "kunshan", "city": "taicang",
+        "raised_by": "taicang", "at": STEP_AT, "started_at": OCCURRED, "location": POINT,
+        "detail": {"minutes": 8.0}, "evidence": [
+            {"ts": OCCURRED, "lon": 121.1, "lat": 31.45, "speed_kmh": 0.0}]},
 })
 
 

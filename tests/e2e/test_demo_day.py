@@ -1,4 +1,4 @@
-"""The five cities together, playing the demo day (DOMAIN.md steps 1-3, and the case of
+"""The five cities together, playing the demo day (DOMAIN.md steps 1-4, and the case of
 step 2 through supervision to closure)."""
 
 import pytest
@@ -94,3 +94,20 @@ def test_demo_day_case_part(five_cities, demo_day):
     # the clocks are back to real time after the demo
     now = five_cities.rpc("taicang", "cases", "set_clock", None)
     assert now["offset_seconds"] == 0 and not now["frozen"]
+
+
+def test_demo_day_night_truck(five_cities, demo_day):
+    """Step 4: a Kunshan-permitted truck leaves its corridor and stops eight minutes in a field
+    in Taicang: Taicang raises route-deviation and suspected-dumping alerts, leads open in
+    Taicang, and Kunshan (the issuer) is told through the bridge."""
+    _, _, out = demo_day
+    truck = out["truck"]
+    assert {a["kind"] for a in truck["alerts"]} >= {"route_deviation", "unapproved_stop"}
+    assert all(a["city"] == "taicang" and a["permit_city"] == "kunshan"
+               for a in truck["alerts"] if a["kind"] != "city_crossing")
+    categories = {lead["category"] for lead in truck["leads"]}
+    assert {"illegal_dumping", "construction_waste"} <= categories
+    assert all(lead["city"] == "taicang" for lead in truck["leads"])
+    told = {a["kind"] for a in truck["kunshan_alerts"]}
+    assert {"route_deviation", "unapproved_stop"} <= told
+    assert all(a["detail"]["reported_by"] == "taicang" for a in truck["kunshan_alerts"])
