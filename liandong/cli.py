@@ -376,8 +376,9 @@ def cmd_calendar_show(args, s: Site) -> int:
 
 def _serve(s: Site, demo: bool, foreground: bool) -> int:
     # The local platform lets the demo drive time (never set in docker-compose or k8s), and
-    # keeps connection pools small: 25 processes share one local PostgreSQL.
-    procs = platform.start(s, extra_env={"CLOCK_CONTROL": "true", "DB_POOL_SIZE": "3"})
+    # keeps connection pools small: 30 processes share one local PostgreSQL.
+    procs = platform.start(s, extra_env={"CLOCK_CONTROL": "true", "DB_POOL_SIZE": "3",
+                                         "DB_MAX_OVERFLOW": "4"})
     try:
         platform.wait_ready(procs)
     except RuntimeError as exc:

@@ -39,7 +39,8 @@ RUN_DIR = Path(f"/tmp/liandong-test-run{ISOLATION}")
 # connection pools: 25 service processes of five cities share one local PostgreSQL
 # (max_connections 100).
 TEST_ENV = {"CLOCK_CONTROL": "true", "ANCHOR_INTERVAL_SECONDS": "2",
-            "CALENDAR_REFRESH_SECONDS": "1", "DB_POOL_SIZE": "2"}
+            "CALENDAR_REFRESH_SECONDS": "1", "DB_POOL_SIZE": "2",
+            "DB_MAX_OVERFLOW": "3"}
 
 # Points well inside each city (WGS84): Taicang 城厢镇, Jiading 外冈镇 field, Kunshan 玉山镇.
 TAICANG = (121.1012, 31.4521)

@@ -47,7 +47,7 @@ def make_engine(url: str | None = None, pool_size: int | None = None) -> Engine:
     return create_engine(
         url or setting("DATABASE_URL"),
         pool_size=int(pool_size or setting("DB_POOL_SIZE", 10)),
-        max_overflow=10,
+        max_overflow=int(setting("DB_MAX_OVERFLOW", 10)),
         # No ping per checkout (a round trip per worker): a connection broken by a database
         # restart fails one unit of work, which rolls back, and the pool then reconnects.
         pool_recycle=1800,
