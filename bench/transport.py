@@ -96,9 +96,11 @@ def messages(steps: list[list[dict]], per_message: int) -> list[dict]:
     return [{"positions": flat[i:i + per_message]} for i in range(0, len(flat), per_message)]
 
 
-def through_service(msgs: list[dict], total: int, expected_alerts: int) -> dict:
-    """Publish every message to transport.positions; wait until all are stored and the
-    alerts seen on transport.events; delays are alert receipt − its message's publish time."""
+def through_service(msgs: list[dict], total: int, expected_alerts: int,
+                    rate: float | None = None) -> dict:
+    """Publish every message to transport.positions (as fast as possible, or paced at `rate`
+    positions/s); wait until all are stored and the alerts seen on transport.events; delays
+    are alert receipt − its message's publish time."""
     sent_at: dict[tuple[str, str], float] = {}
     alerts_at: list[tuple[dict, float]] = []
     with Connection(SITE.amqp_uri(CITY)) as conn:
@@ -118,7 +120,13 @@ def through_service(msgs: list[dict], total: int, expected_alerts: int) -> dict:
         consumer.consume()
         producer = conn.Producer(serializer="json")
         t0 = time.monotonic()
+        sent = 0
         for m in msgs:
+            if rate:
+                delay = t0 + sent / rate - time.monotonic()
+                if delay > 0:
+                    time.sleep(delay)
+            sent += len(m["positions"])
             now = time.monotonic()
             for p in m["positions"]:
                 sent_at[(p["plate"], p["ts"])] = now
@@ -190,6 +198,9 @@ def main() -> None:
     parser.add_argument("--vehicles", type=int, default=500)
     parser.add_argument("--steps", type=int, default=240)
     parser.add_argument("--per-message", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=None,
+                        help="pace the publishing at this many positions/s (latency below "
+                             "saturation); default: all at once (throughput)")
     args = parser.parse_args()
 
     provision.ensure_servers(SITE, allow_install=False)
@@ -206,14 +217,16 @@ def main() -> None:
                            run_dir=launcher.RUN_DIR / "bench-transport")
     try:
         launcher.wait_ready(procs)
-        served = through_service(msgs, total, expected)
+        served = through_service(msgs, total, expected, args.rate)
     finally:
         launcher.stop(procs)
     raw = raw_consume(msgs, total)
 
     print(f"\nbench/transport on {machine()}, {datetime.now(UTC):%Y-%m-%d %H:%M} UTC")
     print(table([
-        ("queue → ingest + evaluation + storage", f"{served['rate']:.0f}",
+        ("queue → ingest + evaluation + storage"
+         + (f", paced at {args.rate:g}/s" if args.rate else ", all at once"),
+         f"{served['rate']:.0f}",
          f"{served['p50']:.0f}", f"{served['p99']:.0f}",
          f"{served['n']} positions, {args.vehicles} trucks, {served['alerts']} alerts, "
          f"{args.per_message}/message, 1 transport process"),
@@ -225,7 +238,7 @@ def main() -> None:
                       alerts=served["alerts"], expected_alerts=expected,
                       raw_kombu_rate=raw["rate"], ratio=served["rate"] / raw["rate"],
                       positions=served["n"], per_message=args.per_message,
-                      vehicles=args.vehicles))
+                      vehicles=args.vehicles, paced_rate=args.rate or 0.0))
 
 
 if __name__ == "__main__":
