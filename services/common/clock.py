@@ -36,6 +36,13 @@ class Clock(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
+    def instant(self, at, what: str) -> datetime:
+        """The instant `at` for an RPC that acts as of another time (`what`): only with
+        `CLOCK_CONTROL` (tests and the demo)."""
+        if not self.control:
+            raise Forbidden(f"{what} at another instant needs CLOCK_CONTROL (tests and demo)")
+        return parse_instant(at)
+
     def now(self) -> datetime:
         if self.frozen is not None:
             return self.frozen

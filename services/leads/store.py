@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from services.common.geo import SquadZones, default_city_locator, to_wgs84
 from services.common.inputs import iso_utc
 from services.common.logging import get_logger
 from services.common.metrics import LEADS
+from services.common.pagination import decode_cursor, encode_cursor
 from services.leads import domain
 from services.leads.models import OPEN_STATUSES, lead_history, leads
 
@@ -328,7 +328,7 @@ class LeadStore:
         ).all()
         more = len(rows) > limit
         rows = rows[:limit]
-        cursor = _encode_cursor(rows[-1].submitted_at, str(rows[-1].id)) if more else None
+        cursor = encode_cursor(rows[-1].submitted_at, str(rows[-1].id)) if more else None
         return {"items": [self._full(r) for r in rows], "next_cursor": cursor}
 
     # helpers -------------------------------------------------------------------------------
@@ -395,15 +395,10 @@ def _str(value):
 
 
 
-def _encode_cursor(at: datetime, lead_id: str) -> str:
-    raw = json.dumps([at.isoformat(), lead_id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _decode_cursor(cursor: str) -> tuple[datetime, str]:
+    """(submitted_at, lead id) of the last lead a page showed, or `InvalidInput`."""
+    at, lead_id = decode_cursor(cursor, 2)
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, lead_id = json.loads(raw)
         return datetime.fromisoformat(at), str(uuid.UUID(lead_id))
     except (ValueError, TypeError, AttributeError) as exc:
         raise InvalidInput("invalid cursor", {"cursor": ["not a cursor this API issued"]}) from exc

@@ -10,7 +10,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from contracts.errors import InvalidInput
-from services.leads.store import _decode_cursor, _encode_cursor
+from services.common.pagination import encode_cursor as _encode_cursor
+from services.leads.store import _decode_cursor
 
 
 def _b64(raw: bytes) -> str:
