@@ -71,3 +71,24 @@ CATEGORY_CODES: tuple[str, ...] = tuple(CATEGORIES)
 
 # Roles an organisation's API key can hold.
 ROLES: tuple[str, ...] = ("source", "squad", "supervisor", "bureau", "coordinator", "admin")
+
+
+@dataclass(frozen=True)
+class OperationKind:
+    code: str
+    name_zh: str
+    name_en: str
+
+
+# Kinds of joint operation (联合整治); data, extended by adding a line.
+OPERATION_KINDS: dict[str, OperationKind] = {
+    k.code: k
+    for k in (
+        OperationKind("zero_hour", "零点行动", "Zero o'clock action (night crackdown)"),
+        OperationKind("border_patrol", "边界联合巡查", "Joint border patrol"),
+        OperationKind("special_rectification", "专项整治", "Special rectification campaign"),
+        OperationKind("joint_inspection", "联合检查", "Joint inspection"),
+    )
+}
+
+OPERATION_KIND_CODES: tuple[str, ...] = tuple(OPERATION_KINDS)

@@ -45,3 +45,29 @@ registry.subscribe("supervision", "on_case_evaluated", "cases", "case.evaluated"
 registry.subscribe("supervision", "on_case_held", "cases", "case.held")
 registry.subscribe("supervision", "on_case_resumed", "cases", "case.resumed")
 registry.subscribe("supervision", "on_case_closed", "cases", "case.closed")
+
+# Joint operations (联合整治): the lead city's plan goes to its partners; answers, reports, what
+# became of each violation and alerts seen in the area go back to the lead city.
+JOINTOPS_FROM_PARTNERS = {
+    "jointops.operation_published": "on_published",
+    "jointops.invitation_answered": "on_answered",
+    "jointops.report_filed": "on_partner_report",
+    "jointops.violation_updated": "on_violation_updated",
+    "jointops.alert_attached": "on_alert_attached",
+}
+for _type, _method in JOINTOPS_FROM_PARTNERS.items():
+    registry.subscribe("bridge", "send", "jointops", _type, shared_queue="bridge.send")
+    registry.subscribe("jointops", _method, "bridge", _type)
+registry.subscribe("jointops", "on_transport_alert", "transport", "transport.alert_raised")
+# Each violation a checkpoint reports becomes a lead in the reporting city's leads service (which
+# routes it, or hands it over to the city where it happened) ...
+registry.subscribe("leads", "on_jointops_report", "jointops", "jointops.report_filed")
+# ... and the reporting city's jointops follows that lead to its case: here, or in the partner
+# city it was handed to (one queue, read in batches).
+for _producer, _type in (("leads", "lead.submitted"), ("leads", "lead.handed_over"),
+                         ("leads", "lead.accepted"), ("leads", "lead.rejected"),
+                         ("cases", "case.opened"), ("cases", "case.closed"),
+                         ("bridge", "lead.submitted"), ("bridge", "lead.accepted"),
+                         ("bridge", "lead.rejected"), ("bridge", "case.opened"),
+                         ("bridge", "case.closed")):
+    registry.subscribe("jointops", "follow", _producer, _type, shared_queue="jointops.follow")

@@ -18,15 +18,17 @@ GATEWAY_PORTS = {"taicang": 8101, "kunshan": 8102, "changshu": 8103, "jiading": 
                  "baoshan": 8105}
 # Each service process serves /healthz /readyz /metrics on its own port: base + city offset.
 SERVICE_PORT_BASE = {"gateway": 8100, "leads": 8200, "bridge": 8500, "cases": 8300,
-                     "supervision": 8400, "transport": 8600}
-SERVICES = ("leads", "bridge", "cases", "supervision", "transport", "gateway")  # start order
+                     "supervision": 8400, "transport": 8600, "jointops": 8700}
+SERVICES = ("leads", "bridge", "cases", "supervision", "transport", "jointops",
+            "gateway")  # start order
 # nameko needs the class named: a module also holds the imported `Observable` base.
 SERVICE_CLASSES = {"leads": "services.leads.service:LeadsService",
                    "bridge": "services.bridge.service:BridgeService",
                    "gateway": "services.gateway.service:GatewayService",
                    "cases": "services.cases.service:CasesService",
                    "supervision": "services.supervision.service:SupervisionService",
-                   "transport": "services.transport.service:TransportService"}
+                   "transport": "services.transport.service:TransportService",
+                   "jointops": "services.jointops.service:JointOpsService"}
 
 
 def env(name: str, default: str) -> str:

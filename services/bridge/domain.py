@@ -21,6 +21,9 @@ TO_FIELD = {"lead.handed_over": "to_city"}
 BACK_TO_ORIGIN = {"lead.submitted", "lead.accepted", "lead.rejected", "lead.handover_overdue",
                   "case.opened", "case.closed"}
 TO_EVERY_PARTNER = {"evidence.anchored"}
+# Joint operations: the plan goes to its partners, everything else back to the lead city.
+TO_LEAD_CITY = {"jointops.invitation_answered", "jointops.report_filed",
+                "jointops.violation_updated", "jointops.alert_attached"}
 
 
 def destinations(event: Event, own_city: str, partners: set[str]) -> list[str]:
@@ -37,6 +40,10 @@ def destinations(event: Event, own_city: str, partners: set[str]) -> list[str]:
         targets = list(event.data.get("may_enter") or [])
     elif event.type == "transport.alert_raised":
         targets = [event.data.get("permit_city")]
+    elif event.type == "jointops.operation_published":
+        targets = list(event.data.get("partners") or [])
+    elif event.type in TO_LEAD_CITY:
+        targets = [event.data.get("lead_city")]
     else:
         targets = []
     return [t for t in targets if t and t != own_city and t in partners]

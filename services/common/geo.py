@@ -186,6 +186,40 @@ def project_geometry(geom: BaseGeometry) -> BaseGeometry:
     return shapely.transform(geom, _project)
 
 
+@functools.lru_cache(maxsize=1)
+def _wgs84_transformer() -> pyproj.Transformer:
+    return pyproj.Transformer.from_crs(UTM_51N, "EPSG:4326", always_xy=True)
+
+
+def unproject_geometry(geom: BaseGeometry) -> BaseGeometry:
+    """Back from UTM zone 51N metres to WGS84 lon/lat (the inverse of `project_geometry`)."""
+    transformer = _wgs84_transformer()
+
+    def _unproject(coords: np.ndarray) -> np.ndarray:
+        x, y = transformer.transform(coords[:, 0], coords[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(geom, _unproject)
+
+
+def parse_polygon(geojson: Any) -> BaseGeometry:
+    """A valid, non-empty (Multi)Polygon from GeoJSON, or `ValueError` saying what is wrong."""
+    if not isinstance(geojson, Mapping):
+        raise ValueError("not a GeoJSON object")
+    try:
+        geom = shape(geojson)
+    except Exception as exc:  # shapely raises several types for malformed GeoJSON
+        raise ValueError(f"not a GeoJSON geometry: {exc}") from None
+    if geom.geom_type not in ("Polygon", "MultiPolygon"):
+        raise ValueError(f"a Polygon or MultiPolygon is needed, not {geom.geom_type}")
+    if geom.is_empty or not geom.is_valid:
+        raise ValueError("an empty or self-intersecting polygon")
+    coords = np.array(shapely.get_coordinates(geom))
+    if not (np.all(np.abs(coords[:, 0]) <= 180) and np.all(np.abs(coords[:, 1]) <= 90)):
+        raise ValueError("coordinates are not WGS84 longitude/latitude")
+    return geom
+
+
 # --------------------------------------------------------------------------------------------
 # Polygon lookup (STRtree + prepared geometries)
 # --------------------------------------------------------------------------------------------

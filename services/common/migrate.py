@@ -14,7 +14,8 @@ from sqlalchemy import create_engine, text
 
 SERVICES_DIR = Path(__file__).resolve().parents[1]
 # Services with a database schema, in migration order.
-SCHEMA_SERVICES = ("gateway", "leads", "bridge", "cases", "supervision", "transport")
+SCHEMA_SERVICES = ("gateway", "leads", "bridge", "cases", "supervision", "transport",
+                   "jointops")
 
 
 def alembic_config(service: str, url: str) -> Config:

@@ -18,13 +18,14 @@ from services.gateway.openapi import docs_page, openapi_document
 from services.gateway.problems import Problem
 from services.gateway.resources.bridge import BridgeResource
 from services.gateway.resources.cases import CasesResource
+from services.gateway.resources.jointops import JointOpsResource
 from services.gateway.resources.leads import LeadsResource
 from services.gateway.resources.supervision import SupervisionResource
 from services.gateway.resources.transport import TransportResource
 
 
 class GatewayService(Observable, LeadsResource, BridgeResource, CasesResource,
-                     SupervisionResource, TransportResource):
+                     SupervisionResource, TransportResource, JointOpsResource):
     name = "gateway"
 
     db = Database(models.metadata)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from contracts.errors import InvalidInput, OutsideJurisdiction
+from contracts.events.jointops import SOURCE_ORG as JOINTOPS_SOURCE_ORG
 from contracts.http.leads import CITY_WIDE_ROLES, DECIDE_ROLES, SUBMIT_ROLES  # noqa: F401
 from contracts.reference import CATEGORY_CODES
 from services.common.geo import CityLocator, SquadZones, metres_between
@@ -194,3 +195,26 @@ def lead_from_transport_alert(data: dict, own_city: str) -> dict | None:
         "evidence": [{"uri": f"liandong:transport/alerts/{data['alert_id']}",
                       "sha256": hashlib.sha256(evidence_json.encode()).hexdigest()}],
     }
+
+
+JOINTOPS_CALLER = {"org_id": "system:jointops", "org_name": JOINTOPS_SOURCE_ORG,
+                   "roles": ["source"]}
+
+
+def leads_from_report(report: dict) -> list[dict]:
+    """The lead submissions for the violations of a checkpoint report filed in this city."""
+    leads = []
+    for v in report["violations"]:
+        plate = f"{v['plate']}: " if v.get("plate") else ""
+        leads.append({
+            "source_ref": str(v["violation_id"]),
+            "category": v["category"],
+            "description": (f"联合整治 joint operation, checkpoint {report['checkpoint']}: "
+                            f"{plate}{v['description']}")[:4000],
+            "location": {"lon": v["location"]["lon"], "lat": v["location"]["lat"],
+                         "crs": "WGS84"},
+            "address": v.get("address"),
+            "occurred_at": v["occurred_at"].isoformat(),
+            "evidence": v.get("evidence") or [],
+        })
+    return leads

@@ -94,6 +94,22 @@ class LeadsService(Observable):
             log.warning("transport alert not turned into a lead", alert_id=event.subject,
                         error=str(exc))
 
+    @event_handler("jointops", "jointops.report_filed")
+    def on_jointops_report(self, event: Event) -> None:
+        """Each violation of a checkpoint report filed here becomes a lead through the normal
+        path (routed here or handed over to the city where it happened). Officers found each
+        offence themselves, by plate: no merging into a nearby lead."""
+        if event.city != setting("CITY"):
+            return
+        store = self._store()
+        for lead in domain.leads_from_report(event.data):
+            try:
+                store.submit(domain.JOINTOPS_CALLER, load(LeadSubmissionSchema, lead),
+                             deduplicate=False)
+            except (InvalidInput, OutsideJurisdiction) as exc:
+                log.warning("violation not turned into a lead", violation_id=lead["source_ref"],
+                            error=str(exc))
+
     # handovers we received and have not decided on in time -------------------------------
     @timer("HANDOVER_SCAN_SECONDS", 30.0)
     def scan_handovers(self) -> None:

@@ -66,7 +66,7 @@ class LeadStore:
         self.city = city
 
     # submit -----------------------------------------------------------------------------
-    def submit(self, caller: dict, lead: dict) -> dict:
+    def submit(self, caller: dict, lead: dict, deduplicate: bool = True) -> dict:
         loc = lead["location"]
         lon, lat = to_wgs84(loc["lon"], loc["lat"], loc["crs"])
         routing = self.router.route(lon, lat)
@@ -77,7 +77,8 @@ class LeadStore:
         # Serialise with any concurrent lead near this point, then look for an open duplicate.
         self.s.execute(LOCK_CELLS, {"keys": domain.dedup_lock_keys(
             lead["category"], lon, lat, policy.radius_m)})
-        dup = self._find_duplicate(lead["category"], lon, lat, lead["occurred_at"], policy)
+        dup = self._find_duplicate(lead["category"], lon, lat, lead["occurred_at"],
+                                   policy) if deduplicate else None
 
         status = "merged" if dup else routing.status
         row = {

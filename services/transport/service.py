@@ -13,7 +13,7 @@ from services.common.clock import Clock
 from services.common.config import setting
 from services.common.db import Database
 from services.common.entrypoints import Refusal, event_handler, rpc
-from services.common.inputs import load, require_role
+from services.common.inputs import load, parse_instant, require_role
 from services.common.observability import Observable
 from services.common.timers import timer
 from services.transport import models
@@ -101,6 +101,14 @@ class TransportService(Observable):
         if q["to"] <= q["from_"]:
             raise InvalidInput("`to` must be after `from`", {"to": ["not after from"]})
         return self._store().track(plate, q["from_"], q["to"])
+
+    @rpc
+    def latest_positions(self, bbox: list[float], since: str, until: str) -> list[dict]:
+        """Each truck's latest position in a lon/lat box (service to service: joint operations)."""
+        if not (isinstance(bbox, list) and len(bbox) == 4
+                and all(isinstance(v, int | float) for v in bbox)):
+            raise InvalidInput("bbox is [min_lon, min_lat, max_lon, max_lat]", {"bbox": [bbox]})
+        return self._store().latest_positions(bbox, parse_instant(since), parse_instant(until))
 
     @rpc
     def list_alerts(self, caller: dict, query: dict) -> dict:

@@ -14,7 +14,6 @@ import time as _time
 from datetime import UTC, date, datetime, timedelta
 
 from nameko.extensions import DependencyProvider
-from shapely.geometry import shape
 from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
@@ -22,7 +21,7 @@ from contracts.envelope import Event
 from contracts.errors import Conflict, InvalidInput, NotFound
 from services.common.config import setting
 from services.common.db import UnitOfWork
-from services.common.geo import default_city_locator
+from services.common.geo import default_city_locator, parse_polygon
 from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
 from services.transport import domain
@@ -84,10 +83,10 @@ class TransportRuntime(DependencyProvider):
 
 
 def _polygon(geojson: dict):
-    geom = shape(geojson)
-    if geom.geom_type not in ("Polygon", "MultiPolygon") or geom.is_empty or not geom.is_valid:
-        raise InvalidInput("a site is a valid GeoJSON Polygon", {"polygon": ["invalid"]})
-    return geom
+    try:
+        return parse_polygon(geojson)
+    except ValueError as exc:
+        raise InvalidInput("a site is a valid GeoJSON Polygon", {"polygon": [str(exc)]}) from None
 
 
 def _site_body(row) -> dict:
@@ -358,6 +357,21 @@ class TransportStore:
         return {"plate": plate, "points": [
             {"ts": iso_utc(r.ts), "lon": r.lon, "lat": r.lat, "speed_kmh": float(r.speed_kmh)}
             for r in rows]}
+
+    def latest_positions(self, bbox: list[float], since: datetime, until: datetime,
+                         limit: int = 2000) -> list[dict]:
+        """Each truck's latest position inside a lon/lat box between two instants (joint
+        operations list the trucks heading for their checkpoints)."""
+        rows = self.s.execute(text(
+            f"SELECT DISTINCT ON (plate) plate, ts, lon, lat, speed_kmh, heading "
+            f"FROM {SCHEMA}.positions WHERE ts >= :since AND ts <= :until "
+            "AND lon BETWEEN :x0 AND :x1 AND lat BETWEEN :y0 AND :y1 "
+            "ORDER BY plate, ts DESC LIMIT :limit"),
+            {"since": since, "until": until, "x0": bbox[0], "y0": bbox[1], "x1": bbox[2],
+             "y1": bbox[3], "limit": limit}).all()
+        return [{"plate": r.plate, "ts": iso_utc(r.ts), "lon": r.lon, "lat": r.lat,
+                 "speed_kmh": float(r.speed_kmh),
+                 "heading": None if r.heading is None else float(r.heading)} for r in rows]
 
     def list_alerts(self, query: dict) -> dict:
         q = select(alerts).order_by(alerts.c.at.desc()).limit(query["limit"])

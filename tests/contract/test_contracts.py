@@ -357,6 +357,46 @@ EXAMPLES.update({
 })
 
 
+# Joint operations (联合整治): Taicang's zero-hour action with Jiading and Baoshan.
+OPERATION_ID = "7c3f6b0e-2a44-4d7e-9a55-3c1f0b9d2e11"
+VIOLATION_ID = "0b9e1c52-5d7a-4c1e-8f0a-6b7d3e2c9a10"
+CHECKPOINT = {"code": "CP1", "name": "浏河收费站 Liuhe toll gate", "location": POINT,
+              "starts_at": STEP_AT, "ends_at": STEP_AT, "teams_needed": 2}
+TEAM = {"name": "嘉定一中队", "checkpoint": "CP1", "people": 6, "vehicles": 2,
+        "leader": "王队长", "contact": None}
+PLAN = {"operation_id": OPERATION_ID, "name": "太嘉边界零点行动", "kind": "zero_hour",
+        "lead_city": "taicang", "coordinator": "太仓市城管局 (org-1)",
+        "partners": ["jiading", "baoshan"], "starts_at": OCCURRED, "ends_at": STEP_AT,
+        "area": SQUARE, "area_spec": {"border": {"cities": ["taicang", "jiading"],
+                                                 "buffer_m": 2000}},
+        "categories": ["construction_waste"], "checkpoints": [CHECKPOINT],
+        "briefing": "夜间渣土车专项检查", "status": "invited", "revision": 1}
+EXAMPLES.update({
+    ("jointops.operation_published", 1): {**PLAN, "change": "invited",
+                                          "short_checkpoints": ["CP1"]},
+    ("jointops.invitation_answered", 1): {
+        "operation_id": OPERATION_ID, "lead_city": "taicang", "city": "jiading",
+        "decision": "accept", "teams": [TEAM], "note": None, "answered_by": "嘉定区城管局",
+        "answered_at": STEP_AT, "revision": 1},
+    ("jointops.report_filed", 1): {
+        "operation_id": OPERATION_ID, "lead_city": "taicang", "report_id": OTHER_LEAD_ID,
+        "city": "jiading", "checkpoint": "CP1", "team": "嘉定一中队",
+        "period_from": OCCURRED, "period_to": STEP_AT, "vehicles_checked": 14,
+        "violations": [{"violation_id": VIOLATION_ID, "plate": "沪D12345",
+                        "category": "construction_waste", "location": POINT,
+                        "city": "taicang", "address": None, "description": "未密闭运输",
+                        "occurred_at": OCCURRED, "evidence": EVIDENCE}],
+        "note": None, "filed_by": "嘉定区城管局", "filed_at": STEP_AT},
+    ("jointops.violation_updated", 1): {
+        "operation_id": OPERATION_ID, "lead_city": "taicang", "violation_id": VIOLATION_ID,
+        "reported_by": "jiading", "state": "case_opened", "lead_id": LEAD_ID,
+        "handled_by": "taicang", "case_no": "TC-2026-000042", "at": STEP_AT},
+    ("jointops.alert_attached", 1): {
+        "operation_id": OPERATION_ID, "lead_city": "taicang", "city": "jiading",
+        "alert_id": OTHER_LEAD_ID, "kind": "unapproved_stop", "plate": "沪D12345",
+        "location": POINT, "at": STEP_AT, "permit_id": None},
+})
+
 def example_event(contract) -> dict[str, Any]:
     data = EXAMPLES.get((contract.type, contract.version))
     if data is None:
