@@ -29,8 +29,9 @@ def site():
 
 @pytest.fixture(scope="session")
 def platform(request):
-    """Taicang and Jiading (test vhosts and databases), every service of each, started once."""
-    p = CityPlatform(TEST_SITE, ("taicang", "jiading"))
+    """Taicang, Jiading and Baoshan (test vhosts and databases), every service of each, started
+    once."""
+    p = CityPlatform(TEST_SITE, ("taicang", "jiading", "baoshan"))
     p.start()
     yield p
     if not request.config.getoption("--keep-platform"):

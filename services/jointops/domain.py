@@ -13,7 +13,6 @@ from datetime import datetime, timedelta
 import shapely
 from shapely.geometry import LineString, MultiLineString, Point, mapping
 from shapely.geometry.base import BaseGeometry
-from shapely.ops import linemerge
 
 from contracts.errors import Conflict, InvalidInput
 from contracts.reference import CATEGORIES, CITIES, OPERATION_KINDS
@@ -67,7 +66,7 @@ def shared_border(locator: CityLocator, a: str, b: str) -> BaseGeometry:
                                                                            "MultiLineString")]
     if not lines:
         return MultiLineString()
-    return linemerge(shapely.union_all(lines))
+    return shapely.line_merge(shapely.union_all(lines))
 
 
 def resolve_area(spec: dict, locator: CityLocator) -> tuple[dict, BaseGeometry]:

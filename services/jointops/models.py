@@ -114,6 +114,7 @@ violations = Table(
     Column("id", UUID(as_uuid=False), primary_key=True),
     Column("report_id", UUID(as_uuid=False), ForeignKey(f"{SCHEMA}.reports.id"),
            nullable=False),
+    Column("seq", Integer, nullable=False),  # its place in the report
     Column("operation_id", UUID(as_uuid=False), nullable=False),
     Column("reported_by", String(20), nullable=False),
     Column("checkpoint", String(32), nullable=False),

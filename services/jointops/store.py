@@ -276,14 +276,14 @@ class OperationStore:
         now = self.clock.now()
         if report["violations"]:
             self.s.execute(pg_insert(violations).on_conflict_do_nothing(), [{
-                "id": str(v["violation_id"]), "report_id": str(report["report_id"]),
+                "id": str(v["violation_id"]), "report_id": str(report["report_id"]), "seq": i,
                 "operation_id": str(report["operation_id"]), "reported_by": report["city"],
                 "checkpoint": report["checkpoint"], "plate": v.get("plate"),
                 "category": v["category"], "lon": v["location"]["lon"],
                 "lat": v["location"]["lat"], "city": v["city"], "address": v.get("address"),
                 "description": v["description"], "occurred_at": v["occurred_at"],
                 "evidence": jsonable(v.get("evidence") or []), "state": "pending",
-                "updated_at": now} for v in report["violations"]])
+                "updated_at": now} for i, v in enumerate(report["violations"])])
         return True
 
     # what partners and the lead city send (through the bridge) ------------------------------
@@ -518,8 +518,9 @@ class OperationStore:
         rs = [r._asdict() for r in self.s.execute(select(reports).where(
             reports.c.operation_id == op_id)).all()]
         vs = [self._violation_view(v) for v in self.s.execute(
-            select(violations).where(violations.c.operation_id == op_id)
-            .order_by(violations.c.occurred_at, violations.c.id)).all()]
+            select(violations).join(reports, reports.c.id == violations.c.report_id)
+            .where(violations.c.operation_id == op_id)
+            .order_by(reports.c.filed_at, reports.c.id, violations.c.seq)).all()]
         return jsonable(domain.after_action(op, rs, vs))
 
     def _view(self, row) -> dict:
@@ -566,7 +567,7 @@ class OperationStore:
     def _report_view(self, report_id: str) -> dict:
         r = self.s.execute(select(reports).where(reports.c.id == report_id)).first()
         vs = self.s.execute(select(violations).where(violations.c.report_id == report_id)
-                            .order_by(violations.c.occurred_at, violations.c.id)).all()
+                            .order_by(violations.c.seq)).all()
         return jsonable({"report_id": str(r.id), "city": r.city, "checkpoint": r.checkpoint,
                          "team": r.team, "period_from": r.period_from,
                          "period_to": r.period_to, "vehicles_checked": r.vehicles_checked,
@@ -654,7 +655,10 @@ class OperationStore:
                 "lead_city": row.lead_city, "coordinator": row.coordinator,
                 "partners": list(row.partners), "starts_at": row.starts_at,
                 "ends_at": row.ends_at, "area": row.area, "area_spec": row.area_spec,
-                "categories": list(row.categories), "checkpoints": row.checkpoints,
+                "categories": list(row.categories),
+                "checkpoints": [{**c, "starts_at": datetime.fromisoformat(c["starts_at"]),
+                                 "ends_at": datetime.fromisoformat(c["ends_at"])}
+                                for c in row.checkpoints],
                 "briefing": row.briefing, "status": row.status, "revision": row.revision}
 
     @staticmethod

@@ -2,7 +2,7 @@
 
 Revision ID: jointops_0001
 Revises: 
-Create Date: 2026-11-26 06:19:40.506503
+Create Date: 2026-11-26 06:25:59.958680
 
 """
 from typing import Sequence, Union
@@ -138,6 +138,7 @@ def upgrade() -> None:
     op.create_table('violations',
     sa.Column('id', sa.UUID(as_uuid=False), nullable=False),
     sa.Column('report_id', sa.UUID(as_uuid=False), nullable=False),
+    sa.Column('seq', sa.Integer(), nullable=False),
     sa.Column('operation_id', sa.UUID(as_uuid=False), nullable=False),
     sa.Column('reported_by', sa.String(length=20), nullable=False),
     sa.Column('checkpoint', sa.String(length=32), nullable=False),
