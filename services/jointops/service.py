@@ -131,24 +131,24 @@ class JointOpsService(Observable):
 
     # what partners send through the bridge ------------------------------------------------------
     @event_handler("bridge", "jointops.operation_published")
-    def on_published(self, event: Event) -> None:
-        self._store().on_published(event)
+    def on_published(self, event: Event) -> Refusal | None:
+        return self._store().on_published(event)
 
     @event_handler("bridge", "jointops.invitation_answered")
-    def on_answered(self, event: Event) -> None:
-        self._store().on_answered(event)
+    def on_answered(self, event: Event) -> Refusal | None:
+        return self._store().on_answered(event)
 
     @event_handler("bridge", "jointops.report_filed")
-    def on_partner_report(self, event: Event) -> None:
-        self._store().on_partner_report(event)
+    def on_partner_report(self, event: Event) -> Refusal | None:
+        return self._store().on_partner_report(event)
 
     @event_handler("bridge", "jointops.violation_updated")
-    def on_violation_updated(self, event: Event) -> None:
-        self._store().on_violation_updated(event)
+    def on_violation_updated(self, event: Event) -> Refusal | None:
+        return self._store().on_violation_updated(event)
 
     @event_handler("bridge", "jointops.alert_attached")
-    def on_alert_attached(self, event: Event) -> None:
-        self._store().on_alert_attached(event)
+    def on_alert_attached(self, event: Event) -> Refusal | None:
+        return self._store().on_alert_attached(event)
 
     # this city's transport alerts and the leads our reports caused ------------------------------
     @event_handler("transport", "transport.alert_raised")

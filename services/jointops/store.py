@@ -23,6 +23,7 @@ from contracts.errors import Conflict, Forbidden, InvalidInput, NotFound
 from contracts.events.jointops import SOURCE_ORG
 from services.common.clock import Clock
 from services.common.db import UnitOfWork
+from services.common.entrypoints import Refusal
 from services.common.geo import CityLocator, to_utm, to_wgs84, unproject_geometry
 from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
@@ -287,19 +288,19 @@ class OperationStore:
         return True
 
     # what partners and the lead city send (through the bridge) ------------------------------
-    def on_published(self, event: Event) -> None:
+    def on_published(self, event: Event) -> Refusal | None:
         """A partner's copy follows the lead city's plan (older revisions are ignored)."""
         d = event.data
         op_id = str(d["operation_id"])
         if d["lead_city"] != event.city or self.city not in d["partners"]:
-            log.warning("operation not for us ignored", operation_id=op_id, lead=d["lead_city"])
-            return
+            return Refusal("not_ours", f"{event.city} published operation {op_id} led by "
+                                       f"{d['lead_city']} for {d['partners']}, not {self.city}")
         existing = self.s.execute(select(operations.c.revision, operations.c.status,
                                          operations.c.owner)
                                   .where(operations.c.id == op_id).with_for_update()).first()
         if existing is not None and existing.owner:
-            log.warning("a partner published our own operation", operation_id=op_id)
-            return
+            return Refusal("not_ours", f"{event.city} published operation {op_id}, which "
+                                       f"{self.city} leads")
         now = self.clock.now()
         columns = {"name": d["name"], "kind": d["kind"], "partners": d["partners"],
                    "starts_at": d["starts_at"], "ends_at": d["ends_at"], "area": d["area"],
@@ -316,55 +317,62 @@ class OperationStore:
             self.s.execute(update(operations).where(operations.c.id == op_id).values(**columns))
         else:
             log.info("older plan ignored", operation_id=op_id, revision=d["revision"])
-            return
+            return None
         self._invite(op_id, self.city)
         log.info("operation received", operation_id=op_id, change=d["change"],
                  revision=d["revision"])
+        return None
 
-    def on_answered(self, event: Event) -> None:
+    def on_answered(self, event: Event) -> Refusal | None:
         d = event.data
         op_id = str(d["operation_id"])
-        row = self.s.execute(select(operations).where(operations.c.id == op_id,
-                                                      operations.c.owner.is_(True))
-                             .with_for_update()).first()
-        if row is None or d["city"] != event.city or d["city"] not in row.partners:
-            log.warning("answer not for one of our operations ignored", operation_id=op_id,
-                        city=d["city"])
-            return
+        refusal = self._refuse_unless_partner(op_id, d["city"], event.city, lock=True)
+        if refusal:
+            return refusal
         status = "accepted" if d["decision"] == "accept" else "declined"
         self._set_invitation(op_id, d["city"], status, d.get("note"), d["answered_by"],
                              d["answered_at"], d["revision"])
         self._replace_teams(op_id, d["city"], d["teams"], d["answered_at"])
         self.s.execute(update(operations).where(operations.c.id == op_id)
                        .values(updated_at=self.clock.now()))
+        return None
 
-    def on_partner_report(self, event: Event) -> None:
+    def on_partner_report(self, event: Event) -> Refusal | None:
         d = event.data
-        if not self._is_partner_of_owned(str(d["operation_id"]), d["city"], event.city):
-            return
-        self._store_report(d)
+        refusal = self._refuse_unless_partner(str(d["operation_id"]), d["city"], event.city)
+        if refusal is None:
+            self._store_report(d)
+        return refusal
 
-    def on_violation_updated(self, event: Event) -> None:
+    def on_violation_updated(self, event: Event) -> Refusal | None:
         d = event.data
-        if not self._is_partner_of_owned(str(d["operation_id"]), d["reported_by"], event.city):
-            return
-        self._advance(str(d["violation_id"]), d["state"], lead_id=d["lead_id"],
-                      handled_by=d["handled_by"], case_no=d["case_no"], notify=False)
+        refusal = self._refuse_unless_partner(str(d["operation_id"]), d["reported_by"],
+                                              event.city)
+        if refusal is None:
+            self._advance(str(d["violation_id"]), d["state"], lead_id=d["lead_id"],
+                          handled_by=d["handled_by"], case_no=d["case_no"], notify=False)
+        return refusal
 
-    def on_alert_attached(self, event: Event) -> None:
+    def on_alert_attached(self, event: Event) -> Refusal | None:
         d = event.data
-        if not self._is_partner_of_owned(str(d["operation_id"]), d["city"], event.city):
-            return
-        self._attach(str(d["operation_id"]), d["city"], d)
+        refusal = self._refuse_unless_partner(str(d["operation_id"]), d["city"], event.city)
+        if refusal is None:
+            self._attach(str(d["operation_id"]), d["city"], d)
+        return refusal
 
-    def _is_partner_of_owned(self, op_id: str, city: str, sender: str) -> bool:
-        row = self.s.execute(select(operations.c.partners).where(
-            operations.c.id == op_id, operations.c.owner.is_(True))).first()
-        if row is None or city != sender or city not in row.partners:
-            log.warning("partner event not for one of our operations ignored",
-                        operation_id=op_id, city=city, sender=sender)
-            return False
-        return True
+    def _refuse_unless_partner(self, op_id: str, city: str, sender: str,
+                               lock: bool = False) -> Refusal | None:
+        """A partner speaks only for itself, and only about an operation we lead and invited it
+        to; anything else is parked with the reason."""
+        q = select(operations.c.partners).where(operations.c.id == op_id,
+                                                operations.c.owner.is_(True))
+        row = self.s.execute(q.with_for_update() if lock else q).first()
+        if row is None:
+            return Refusal("not_ours", f"{self.city} leads no operation {op_id}")
+        if city != sender or city not in row.partners:
+            return Refusal("not_a_partner", f"{sender} spoke for {city}, which is not a "
+                                            f"partner of operation {op_id}")
+        return None
 
     # transport alerts on the feed --------------------------------------------------------------
     def on_transport_alert(self, event: Event) -> None:

@@ -401,3 +401,58 @@ def test_roles_and_state_rules(platform, people):
     # unknown operation, malformed id
     assert people["taicang"].get(f"/api/v1/jointops/{uuid.uuid4()}").status_code == 404
     assert people["taicang"].get("/api/v1/jointops/not-a-uuid").status_code == 404
+
+
+def _publish_as_bridge(city: str, event_type: str, sender: str, data: dict) -> dict:
+    """An event as the local bridge re-publishes a verified partner event (signature, window
+    and impersonation checks are the bridge's, tested there)."""
+    from kombu import Connection, Exchange, Producer
+    from support import TEST_SITE
+
+    from contracts.envelope import Event
+
+    wire = Event(type=event_type, version=1, source=f"{sender}/jointops", city=sender,
+                 subject=str(data["operation_id"]), data=data).to_wire()
+    with Connection(TEST_SITE.amqp_uri(city)) as conn:
+        Producer(conn.channel()).publish(
+            wire, exchange=Exchange("bridge.events", type="topic", durable=True),
+            routing_key=event_type, delivery_mode=2)
+    return wire
+
+
+def _parked(event_id: str, queue: str):
+    from support import TEST_SITE
+
+    from services.common import parking
+
+    return wait_for(lambda: [p for p in parking.list_parked(
+        TEST_SITE.management_url(), TEST_SITE.vhost("taicang"), 200)
+        if p["queue"] == queue and event_id in (p["payload"] or "")],
+        what=f"event {event_id} parked on {queue}")[0]
+
+
+def test_a_partner_speaking_out_of_turn_is_parked_and_changes_nothing(platform, people):
+    now = datetime.now(UTC).replace(microsecond=0)
+    co = people["coordinator"]
+    r = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1), now + timedelta(hours=2),
+                                              partners=["jiading"]))
+    op_id = r.json()["operation_id"]
+    for action in ("invite", "confirm", "start"):
+        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    # Baoshan was not invited: its report on Taicang's operation is parked with the reason
+    report = {"operation_id": op_id, "lead_city": "taicang", "report_id": str(uuid.uuid4()),
+              "city": "baoshan", "checkpoint": "CP1", "team": None, "period_from": now,
+              "period_to": now, "vehicles_checked": 5, "violations": [], "note": None,
+              "filed_by": "宝山区城管局", "filed_at": now}
+    wire = _publish_as_bridge("taicang", "jointops.report_filed", "baoshan", report)
+    parked = _parked(wire["id"], "evt-bridge-jointops.report_filed--jointops.on_partner_report")
+    assert parked["reason"] == "not_a_partner" and "baoshan" in parked["error"]
+    # an answer about an operation Taicang does not lead is parked too
+    answer = {"operation_id": str(uuid.uuid4()), "lead_city": "taicang", "city": "jiading",
+              "decision": "accept", "teams": [], "note": None, "answered_by": "x",
+              "answered_at": now, "revision": 1}
+    wire = _publish_as_bridge("taicang", "jointops.invitation_answered", "jiading", answer)
+    parked = _parked(wire["id"], "evt-bridge-jointops.invitation_answered--jointops.on_answered")
+    assert parked["reason"] == "not_ours"
+    assert platform.scalar("taicang", "SELECT count(*) FROM jointops.reports "
+                                      "WHERE operation_id = :o", o=op_id) == 0
