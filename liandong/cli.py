@@ -12,6 +12,8 @@
     liandong bridge keygen|export --city X | bridge import --city X --file F [--allow T,...]
     liandong bridge revoke --city X --partner Y --kid K | bridge link
     liandong bridge accept-stale --city X
+    liandong ops plan --city X FILE | ops invite|confirm|start|complete|cancel --city X ID
+    liandong ops status --city X [ID] [--json] | ops report --city X ID [--format F] [--final]
 """
 
 from __future__ import annotations
@@ -119,6 +121,37 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--against-partners", action="store_true",
                    help="also compare the chain with the anchors the partner cities hold")
     p.set_defaults(fn=cmd_record_verify)
+
+    ops = sub.add_parser("ops", help="joint operations (联合整治), as the coordinator, over the "
+                                     "city's HTTP API").add_subparsers(dest="ops_cmd",
+                                                                       required=True)
+
+    def ops_parser(name: str, help: str, with_id: bool | None = True):
+        p = ops.add_parser(name, help=help)
+        p.add_argument("--city", required=True, choices=CITY_CODES)
+        p.add_argument("--key", help="the coordinator's API key (default: LIANDONG_API_KEY)")
+        p.add_argument("--url", help="the city's gateway (default: the local one)")
+        if with_id:
+            p.add_argument("operation_id")
+        elif with_id is None:
+            p.add_argument("operation_id", nargs="?")
+        return p
+
+    p = ops_parser("plan", "plan an operation from a JSON or YAML file (- for stdin)", False)
+    p.add_argument("file")
+    p.set_defaults(fn=cmd_ops_plan)
+    for action in ("invite", "confirm", "start", "complete", "cancel"):
+        p = ops_parser(action, f"{action} the operation")
+        p.set_defaults(fn=cmd_ops_step, action=action)
+    p = ops_parser("status", "one operation (plan, answers, teams, shortages), or the list",
+                   None)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_ops_status)
+    p = ops_parser("report", "the after-action report")
+    p.add_argument("--format", choices=("text", "json", "csv"), default="text")
+    p.add_argument("--final", action="store_true",
+                   help="mark the completed operation reported first (partners are told)")
+    p.set_defaults(fn=cmd_ops_report)
 
     calendar = sub.add_parser("calendar", help="working calendar: official holidays and "
                                                "adjusted working days per year")
@@ -312,6 +345,41 @@ def cmd_record_verify(args, s: Site) -> int:
         if bad or not checks:
             status = 1
     return status
+
+
+def _ops(args, s: Site, call) -> int:
+    from liandong import ops
+
+    try:
+        out = call(ops, ops.client_for(args, f"http://127.0.0.1:{s.gateway_port(args.city)}"))
+    except ops.OpsError as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 1
+    print(out)
+    return 0
+
+
+def cmd_ops_plan(args, s: Site) -> int:
+    return _ops(args, s, lambda ops, c: ops.describe(ops.plan(c, args.file)))
+
+
+def cmd_ops_step(args, s: Site) -> int:
+    return _ops(args, s, lambda ops, c: ops.describe(ops.step(c, args.operation_id,
+                                                                args.action)))
+
+
+def cmd_ops_status(args, s: Site) -> int:
+    def show(ops, c):
+        result = ops.status(c, args.operation_id)
+        if args.json:
+            return json.dumps(result, ensure_ascii=False, indent=2)
+        return ops.describe(result) if args.operation_id else ops.describe_list(result)
+    return _ops(args, s, show)
+
+
+def cmd_ops_report(args, s: Site) -> int:
+    return _ops(args, s, lambda ops, c: ops.report(c, args.operation_id, args.format,
+                                                   args.final))
 
 
 def cmd_calendar_load(args, s: Site) -> int:
