@@ -1,4 +1,4 @@
-"""The demo day of DOMAIN.md, played against the running gateways (the lead part so far)."""
+"""The demo day of DOMAIN.md (steps 1–5), played against the running gateways."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import requests
 
 from liandong.demo_cases import _poll, follow_case
+from liandong.demo_jointops import zero_hour_action
 from liandong.demo_transport import night_truck
 from liandong.settings import Site
 
@@ -23,6 +24,8 @@ DEMO_ORGS = [  # (city, organisation, roles)
     ("taicang", "太仓市城管局督查科 Taicang Supervision Office", ["supervisor"]),
     ("kunshan", "昆山市城管局 Kunshan Bureau", ["bureau"]),  # step 4: issues the truck's permit
     ("taicang", "太仓渣土车定位网关 Taicang GPS Gateway", ["device"]),  # step 4: GPS positions
+    ("taicang", "太仓市联合整治办 Taicang Joint Operations Office", ["coordinator"]),  # step 5
+    ("baoshan", "宝山区城管局 Baoshan Bureau", ["bureau"]),  # step 5: a partner bureau
 ]
 
 # Near the 城厢镇 centre of Taicang, and a field in Jiading's 外冈镇 near the Taicang border.
@@ -60,8 +63,11 @@ class Client:
     def post(self, path: str, body: dict) -> requests.Response:
         return self.s.post(self.base + path, json=body, timeout=15)
 
-    def get(self, path: str) -> requests.Response:
-        return self.s.get(self.base + path, timeout=15)
+    def put(self, path: str, body: dict) -> requests.Response:
+        return self.s.put(self.base + path, json=body, timeout=15)
+
+    def get(self, path: str, **params) -> requests.Response:
+        return self.s.get(self.base + path, params=params or None, timeout=15)
 
 
 def _spots(run_no: int) -> tuple[tuple[float, float], tuple[float, float]]:
@@ -137,8 +143,9 @@ def play(site: Site, keys: dict[str, str], out=print, run_no: int = 0) -> dict:
     out(f"   {r.status_code} {handed}")
     across = follow_handover(site, keys, handed["id"], out)
     truck = night_truck(site, keys, out, run)  # step 4, in liandong/demo_transport.py
+    joint = zero_hour_action(site, keys, out, run_no)  # step 5, in liandong/demo_jointops.py
     return {"first": first, "merged": merged, "accepted": accepted, "handed_over": handed,
-            "across": across, "case": case, "truck": truck}
+            "across": across, "case": case, "truck": truck, "joint": joint}
 
 
 def follow_handover(site: Site, keys: dict[str, str], lead_id: str, out=print) -> dict:

@@ -59,6 +59,9 @@ class TimeControl:
         with ClusterRpcClient(timeout=15, uri=self.uri) as client:
             return getattr(getattr(client, service), method)(*args)
 
+    def call(self, service: str, method: str, *args):
+        return self._call(service, method, *args)
+
     def scan(self, at: datetime, case_id: str) -> int:
         return self._call("supervision", "scan", at.isoformat(), case_id)
 

@@ -69,6 +69,22 @@ def shared_border(locator: CityLocator, a: str, b: str) -> BaseGeometry:
     return shapely.line_merge(shapely.union_all(lines))
 
 
+def point_near_border(locator: CityLocator, a: str, b: str, fraction: float, side: str,
+                      metres: float) -> tuple[float, float]:
+    """A WGS84 point in `side` about `metres` from the border of `a` and `b`, at `fraction` of
+    its longest stretch (for demo plans and tests)."""
+    line = shared_border(locator, a, b)
+    line = max(getattr(line, "geoms", [line]), key=lambda g: g.length)
+    on = line.interpolate(fraction, normalized=True)
+    for angle in range(0, 360, 15):
+        p = Point(on.x + metres * math.sin(math.radians(angle)),
+                  on.y + metres * math.cos(math.radians(angle)))
+        lon, lat = unproject_geometry(p).coords[0]
+        if locator.city_at(lon, lat) == side:
+            return round(lon, 6), round(lat, 6)
+    raise ValueError(f"no point of {side} {metres} m from the {a}–{b} border at {fraction}")
+
+
 def resolve_area(spec: dict, locator: CityLocator) -> tuple[dict, BaseGeometry]:
     """The operation's area as a WGS84 GeoJSON polygon and as a UTM geometry (for checks), from
     the coordinator's `{"polygon": ...}` or `{"border": {cities, buffer_m, from?, to?}}`."""

@@ -111,3 +111,28 @@ def test_demo_day_night_truck(five_cities, demo_day):
     told = {a["kind"] for a in truck["kunshan_alerts"]}
     assert {"route_deviation", "unapproved_stop"} <= told
     assert all(a["detail"]["reported_by"] == "taicang" for a in truck["kunshan_alerts"])
+
+
+def test_demo_day_zero_hour_action(five_cities, demo_day):
+    """Step 5: Taicang's 零点行动 with Jiading and Baoshan: teams committed through the bridge,
+    three checkpoint reports, each violation a case in the city where it happened, and an
+    after-action report whose figures reconcile with those cases."""
+    _, _, out = demo_day
+    joint = out["joint"]
+    report = joint["report"]
+    assert report["status"] == "reported"
+    totals = report["totals"]
+    assert (totals["reports"], totals["vehicles_checked"], totals["violations"],
+            totals["cases_opened"]) == (3, 46, 3, 3)
+    here = {c["city"]: c["cases_here"] for c in report["by_city"]}
+    assert here == {"taicang": 2, "jiading": 1, "baoshan": 0}
+    for v in report["violations"]:
+        assert v["handled_by"] == v["city"]  # a case where it happened, whoever found it
+        assert five_cities.scalar(v["city"], "SELECT count(*) FROM cases.cases "
+                                             "WHERE case_no = :n", n=v["case_no"]) == 1
+    # the partners' copies followed the plan to its end
+    for city in ("jiading", "baoshan"):
+        assert five_cities.scalar(city, "SELECT status FROM jointops.operations WHERE id = :i",
+                                  i=joint["operation_id"]) == "reported"
+    # the jointops clocks were given back
+    assert five_cities.rpc("taicang", "jointops", "set_clock", None)["frozen"] is False

@@ -29,18 +29,8 @@ SQUAD = ("jiading", "Test Jiading squad 嘉定一中队", "squad")
 
 def near_border(fraction: float, city: str, metres: float = 800.0) -> tuple[float, float]:
     """A WGS84 point in `city`, `metres` from the Taicang–Jiading border at `fraction` along it."""
-    from shapely.geometry import Point
-
-    line = domain.shared_border(default_city_locator(), "taicang", "jiading")
-    line = max(getattr(line, "geoms", [line]), key=lambda g: g.length)
-    on = line.interpolate(fraction, normalized=True)
-    for angle in range(0, 360, 15):
-        p = Point(on.x + metres * math.sin(math.radians(angle)),
-                  on.y + metres * math.cos(math.radians(angle)))
-        lon, lat = unproject_geometry(p).coords[0]
-        if default_city_locator().city_at(lon, lat) == city:
-            return round(lon, 6), round(lat, 6)
-    raise AssertionError(f"no point of {city} near the border at {fraction}")
+    return domain.point_near_border(default_city_locator(), "taicang", "jiading", fraction, city,
+                                    metres)
 
 
 CP1 = near_border(0.35, "taicang")
