@@ -55,6 +55,21 @@ def test_anchors_go_to_every_partner():
     assert domain.destinations(anchor, "taicang", PARTNERS) == sorted(PARTNERS)
 
 
+def test_a_joint_operation_goes_to_its_partners_and_their_answers_to_the_lead_city():
+    plan = Event(type="jointops.alert_attached", version=1, source="jiading/jointops",
+                 city="jiading", subject="op", time=NOW, data={
+                     "operation_id": uuid.uuid4(), "lead_city": "taicang", "city": "jiading",
+                     "alert_id": uuid.uuid4(), "kind": "no_permit", "plate": "沪D12345",
+                     "location": {"lon": 121.2, "lat": 31.4}, "at": NOW, "permit_id": None})
+    assert domain.destinations(plan, "jiading", {"taicang", "baoshan"}) == ["taicang"]
+    published = Event(type="jointops.operation_published", version=1, source="taicang/jointops",
+                      city="taicang", subject="op", time=NOW, data={"partners": [
+                          "jiading", "baoshan"], "lead_city": "taicang"})
+    assert domain.destinations(published, "taicang", PARTNERS) == ["jiading", "baoshan"]
+    # a partner never forwards the lead city's plan
+    assert domain.destinations(published, "jiading", {"taicang", "baoshan"}) == []
+
+
 @pytest.fixture(scope="module")
 def keys():
     return {"taicang": signing.generate_key(), "kunshan": signing.generate_key()}
