@@ -446,3 +446,33 @@ def test_a_partner_speaking_out_of_turn_is_parked_and_changes_nothing(platform, 
     assert parked["reason"] == "not_ours"
     assert platform.scalar("taicang", "SELECT count(*) FROM jointops.reports "
                                       "WHERE operation_id = :o", o=op_id) == 0
+
+
+def test_the_window_starts_and_ends_the_operation(platform, people):
+    """The lead city's tick starts a confirmed operation when its window opens and completes it
+    when the window closes; a draft or invited one is left alone; the partners follow."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    start, end = now + timedelta(hours=30), now + timedelta(hours=34)
+    co = people["coordinator"]
+    confirmed = co.post("/api/v1/jointops", plan_body(start, end, partners=["baoshan"])).json()
+    invited = co.post("/api/v1/jointops", plan_body(start, end, partners=["baoshan"])).json()
+    for op, steps in ((confirmed, ("invite", "confirm")), (invited, ("invite",))):
+        for step in steps:
+            assert co.post(f"/api/v1/jointops/{op['operation_id']}/{step}").status_code == 200
+
+    def status(op):
+        return platform.scalar("taicang", "SELECT status FROM jointops.operations "
+                                          "WHERE id = :i", i=op["operation_id"])
+
+    before = platform.rpc("taicang", "jointops", "tick_at", iso(start - timedelta(minutes=1)))
+    assert confirmed["operation_id"] not in {m["operation_id"] for m in before}
+    moved = platform.rpc("taicang", "jointops", "tick_at", iso(start + timedelta(seconds=5)))
+    assert {"operation_id": confirmed["operation_id"], "action": "start"} in moved
+    assert (status(confirmed), status(invited)) == ("active", "invited")
+    # a second tick at the same instant moves nothing again
+    again = platform.rpc("taicang", "jointops", "tick_at", iso(start + timedelta(seconds=5)))
+    assert confirmed["operation_id"] not in {m["operation_id"] for m in again}
+    platform.rpc("taicang", "jointops", "tick_at", iso(end + timedelta(seconds=5)))
+    assert status(confirmed) == "completed"
+    seen_in(people["baoshan"], confirmed["operation_id"], lambda o: o["status"] == "completed",
+            "completed in Baoshan")
