@@ -318,35 +318,40 @@ def after_action(op: dict, reports: list[dict], violations: list[dict]) -> dict:
 def summary_text(op: dict, totals: dict, by_city: list[dict]) -> str:
     kind = OPERATION_KINDS[op["kind"]]
     cities = "、".join(CITIES[c].name_zh for c in [op["lead_city"], *op["partners"]])
+    on_the_way = (totals["violations"] - totals["cases_opened"] - totals["rejected"]
+                  - totals["merged"])
     lines = [
         f"{op['name']}({kind.name_zh} {kind.name_en}),{cities}联合开展。",
         f"共上报 {totals['reports']} 份检查点报告,检查车辆 {totals['vehicles_checked']} 辆,"
         f"发现违法行为 {totals['violations']} 起,立案 {totals['cases_opened']} 件"
         f"(已结案 {totals['cases_closed']} 件)。",
-        f"{totals['reports']} checkpoint reports, {totals['vehicles_checked']} vehicles checked, "
-        f"{totals['violations']} violations, {totals['cases_opened']} cases opened "
-        f"({totals['cases_closed']} closed), {totals['pending'] + totals['handed_over']} "
-        f"still on their way.",
+        f"{totals['reports']} checkpoint report(s), {totals['vehicles_checked']} vehicles "
+        f"checked, {totals['violations']} violation(s), {totals['cases_opened']} case(s) opened "
+        f"({totals['cases_closed']} closed), {on_the_way} on the way to a case, "
+        f"{totals['rejected']} rejected.",
     ]
     for c in by_city:
-        lines.append(f"- {c['name']}: {c['reports']} reports, {c['vehicles_checked']} vehicles, "
-                     f"{c['violations']} violations found, {c['cases_here']} cases opened there")
+        lines.append(f"- {c['name']}: {c['reports']} report(s), {c['vehicles_checked']} "
+                     f"vehicles, {c['violations']} violation(s) found, {c['cases_here']} case(s) "
+                     f"opened there")
     return "\n".join(lines)
 
 
 CSV_COLUMNS = ("section", "key", "reports", "vehicles_checked", "violations", "leads",
-               "cases_opened", "cases_closed")
+               "cases_opened", "cases_closed", "cases_here")
 
 
 def after_action_csv(report: dict) -> str:
-    """One row per city, checkpoint and category, and the totals (UTF-8, Excel-friendly)."""
+    """One row per city (what its teams found, and `cases_here`: cases opened in that city),
+    checkpoint and category, and the totals; then one row per violation."""
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)
     rows = [("city", c["city"], c) for c in report["by_city"]]
     rows += [("checkpoint", c["checkpoint"], c) for c in report["by_checkpoint"]]
     rows += [("category", c["category"], c) for c in report["by_category"]]
-    rows.append(("total", "all", report["totals"]))
+    rows.append(("total", "all", {**report["totals"], "cases_here": report["totals"][
+        "cases_opened"]}))
     for section, key, fig in rows:
         writer.writerow([section, key, *(fig.get(col, "") for col in CSV_COLUMNS[2:])])
     buf.write("\n")

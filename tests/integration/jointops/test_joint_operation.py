@@ -247,7 +247,7 @@ def test_the_whole_joint_operation(platform, people):
     assert r.status_code == 200 and r.headers["Content-Type"].startswith("text/csv")
     rows = list(csv.reader(io.StringIO(r.text)))
     total = next(row for row in rows if row[:2] == ["total", "all"])
-    assert total[2:8] == ["2", "26", "3", "3", "3", "0"]
+    assert total[2:9] == ["2", "26", "3", "3", "3", "0", "3"]
     r = co.get(f"/api/v1/jointops/{op_id}/report", params={"format": "text"})
     assert r.status_code == 200 and "26" in r.text
 
