@@ -476,3 +476,47 @@ def test_the_window_starts_and_ends_the_operation(platform, people):
     assert status(confirmed) == "completed"
     seen_in(people["baoshan"], confirmed["operation_id"], lambda o: o["status"] == "completed",
             "completed in Baoshan")
+
+
+def test_bad_reports_are_refused_and_nothing_is_stored(platform, people):
+    now = datetime.now(UTC).replace(microsecond=0)
+    co = people["coordinator"]
+    op_id = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1),
+                                                  now + timedelta(hours=2),
+                                                  partners=["jiading"])).json()["operation_id"]
+    for action in ("invite", "confirm", "start"):
+        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+
+    def violation(**overrides):
+        return {"plate": "苏E·00001", "category": "construction_waste",
+                "location": {"lon": IN_TAICANG[0], "lat": IN_TAICANG[1]},
+                "description": "x", "occurred_at": iso(now - timedelta(minutes=5)),
+                **overrides}
+    bad = {
+        "unknown checkpoint": {"checkpoint": "CP9", "vehicles_checked": 1},
+        "period ends before it starts": {
+            "checkpoint": "CP1", "vehicles_checked": 1,
+            "period_from": iso(now), "period_to": iso(now - timedelta(minutes=30))},
+        "violation outside the five cities": {"checkpoint": "CP1", "vehicles_checked": 1,
+                                              "violations": [violation(location={
+                                                  "lon": 121.49, "lat": 31.23})]},
+        "violation before the operation": {"checkpoint": "CP1", "vehicles_checked": 1,
+                                           "violations": [violation(occurred_at=iso(
+                                               now - timedelta(hours=5)))]},
+        "violation of an unknown category": {"checkpoint": "CP1", "vehicles_checked": 1,
+                                             "violations": [violation(category="noise")]},
+        "negative vehicles": {"checkpoint": "CP1", "vehicles_checked": -1},
+    }
+    for case, body in bad.items():
+        r = people["taicang"].post(f"/api/v1/jointops/{op_id}/reports", body)
+        assert r.status_code == 422, (case, r.text)
+        assert r.json()["errors"], case
+    assert platform.scalar("taicang", "SELECT count(*) FROM jointops.reports "
+                                      "WHERE operation_id = :o", o=op_id) == 0
+    # one good violation beside a bad one: the whole report is refused
+    r = people["taicang"].post(f"/api/v1/jointops/{op_id}/reports", {
+        "checkpoint": "CP1", "vehicles_checked": 2, "violations": [
+            violation(), violation(location={"lon": 121.49, "lat": 31.23})]})
+    assert r.status_code == 422 and "1" in r.json()["errors"]["violations"]
+    assert platform.scalar("taicang", "SELECT count(*) FROM jointops.violations "
+                                      "WHERE operation_id = :o", o=op_id) == 0
