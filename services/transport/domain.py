@@ -262,6 +262,25 @@ class Site:
         return shapely.contains_xy(self.zone_utm, x, y)
 
 
+class SiteIndex:
+    """Registered sites in an STRtree: which sites hold each point, in O(log sites) per point
+    instead of testing every site (a city registers hundreds of sites)."""
+
+    def __init__(self, sites: Sequence[Site] = ()):
+        self.sites = list(sites)
+        self.tree = shapely.STRtree([s.zone_utm for s in self.sites]) if self.sites else None
+
+    def holding(self, xs: np.ndarray, ys: np.ndarray) -> list[list[Site]]:
+        """Per point, the sites whose zone holds it, in registration order."""
+        out: list[list[Site]] = [[] for _ in range(len(xs))]
+        if self.tree is None or not len(xs):
+            return out
+        point_i, site_i = self.tree.query(shapely.points(xs, ys), predicate="within")
+        for k in np.lexsort((site_i, point_i)):
+            out[point_i[k]].append(self.sites[site_i[k]])
+        return out
+
+
 @dataclass
 class Permit:
     id: str
@@ -482,7 +501,7 @@ def _add_evidence(ep: Episode, p: Point) -> None:
 
 def evaluate(plate: str, registered: bool, permits: Sequence[Permit], state: VehicleState,
              points: Sequence[Point], th: Thresholds, cities: CityIndex | None = None,
-             other_sites: Sequence[Site] = ()) -> Outcome:
+             other_sites: SiteIndex | Sequence[Site] = ()) -> Outcome:
     """Evaluate one vehicle's new points (see `split_new`) in order; returns the new state,
     the alerts (each once per episode) and the trip events."""
     state = replace(state, episodes=dict(state.episodes))
@@ -515,7 +534,8 @@ def evaluate(plate: str, registered: bool, permits: Sequence[Permit], state: Veh
             "origin": permit.origin.holds(xs, ys),
             "disposal": permit.disposal.holds(xs, ys),
         }
-    other_in = [(s, s.holds(xs, ys)) for s in other_sites]
+    index = other_sites if isinstance(other_sites, SiteIndex) else SiteIndex(other_sites)
+    holding = index.holding(xs, ys)
     gap = timedelta(minutes=th.episode_gap_minutes)
 
     def raise_alert(kind: str, ep: Episode, p: Point, city: str | None, permit: Permit | None,
@@ -552,9 +572,9 @@ def evaluate(plate: str, registered: bool, permits: Sequence[Permit], state: Veh
         if g is not None:
             at_site = (permit.origin.id if g["origin"][i]
                        else permit.disposal.id if g["disposal"][i] else None)
-        other_site = next((s for s, holds in other_in if holds[i]
-                           and (permit is None or s.id not in (permit.origin.id,
-                                                               permit.disposal.id))), None)
+        other_site = next((s for s in holding[i]
+                           if permit is None or s.id not in (permit.origin.id,
+                                                             permit.disposal.id)), None)
 
         # permits and hours --------------------------------------------------------------
         if not registered:

@@ -74,7 +74,7 @@ class TransportRuntime(DependencyProvider):
         self.permit_cache: dict[tuple, domain.Permit] = {}
         self.site_cache: dict[tuple, domain.Site] = {}
         self.sites_loaded_at = 0.0
-        self.sites: list[domain.Site] = []
+        self.sites = domain.SiteIndex()
         self.partitions: set[date] = set()
         self.lock = threading.Lock()
 
@@ -223,10 +223,10 @@ class TransportStore:
             self.rt.permit_cache[key] = permit
         return permit
 
-    def _other_sites(self) -> list[domain.Site]:
+    def _other_sites(self) -> domain.SiteIndex:
         if _time.monotonic() - self.rt.sites_loaded_at > 30.0:
             rows = self.s.execute(select(sites)).all()
-            self.rt.sites = [self._site(_site_body(r)) for r in rows]
+            self.rt.sites = domain.SiteIndex([self._site(_site_body(r)) for r in rows])
             self.rt.sites_loaded_at = _time.monotonic()
         return self.rt.sites
 
