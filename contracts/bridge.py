@@ -15,7 +15,7 @@ DEFAULT_ALLOWED_TYPES: tuple[str, ...] = (
     "case.closed",
     "evidence.anchored",  # the partner's record head, kept for cross-notarisation
     "transport.permit_issued",  # a partner's muck truck permitted into our city
-    "transport.alert_raised",  # our truck's violation seen by a partner
+    "transport.alert_raised",  # our truck's violation, or one in our city, seen by a partner
     "jointops.operation_published",  # a joint operation we are invited to, and its changes
     "jointops.invitation_answered",  # a partner's answer to our operation, with its teams
     "jointops.report_filed",  # a partner's checkpoint report in our operation

@@ -39,7 +39,9 @@ def destinations(event: Event, own_city: str, partners: set[str]) -> list[str]:
     elif event.type == "transport.permit_issued":
         targets = list(event.data.get("may_enter") or [])
     elif event.type == "transport.alert_raised":
-        targets = [event.data.get("permit_city")]
+        # the permit's issuing city, and the city where it happened (e.g. the city a truck
+        # entered, seen by a third city's transport service)
+        targets = list(dict.fromkeys([event.data.get("permit_city"), event.data.get("city")]))
     elif event.type == "jointops.operation_published":
         targets = list(event.data.get("partners") or [])
     elif event.type in TO_LEAD_CITY:

@@ -127,7 +127,7 @@ class TransportService(Observable):
 
     @event_handler("bridge", "transport.alert_raised")
     def on_partner_alert(self, event: Event) -> None:
-        """A partner city's alert on a truck whose permit we issued."""
+        """A partner city's alert on a truck whose permit we issued, or on a truck in our city."""
         self._store().receive_alert(event)
 
     # retention ---------------------------------------------------------------------------------

@@ -177,9 +177,11 @@ class TransportStore:
         self._store_permit(jsonable(data))
 
     def receive_alert(self, event: Event) -> None:
-        """A partner saw one of our permitted trucks breach its permit (the bridge told us)."""
+        """A partner saw one of our permitted trucks breach its permit, or a truck breach its
+        permit here (e.g. entering our city), and the bridge told us."""
         data = event.data
-        if data.get("permit_city") != self.city or data.get("raised_by") == self.city:
+        if self.city not in (data.get("permit_city"), data.get("city")) or data.get(
+                "raised_by") == self.city:
             return
         self.s.execute(pg_insert(alerts).values(
             id=str(data["alert_id"]), kind=data["kind"], plate=data["plate"],

@@ -284,3 +284,41 @@ def test_permits_and_alerts_cross_the_bridge(platform, world):
     told = wait_for(lambda: [a for a in alerts_of(world, plate) if a["id"] == alert_id],
                     what="the alert in Taicang")
     assert told[0]["detail"]["reported_by"] == "jiading" and told[0]["city"] == "jiading"
+
+
+def test_a_crossing_seen_by_a_third_city_reaches_the_city_entered(platform, world):
+    """A Baoshan-permitted truck (not allowed into Jiading), tracked by Taicang's device gateway,
+    drives from Taicang into Jiading: Taicang raises `city_crossing` for Jiading; the bridge tells
+    both Jiading (the city entered) and Baoshan (the issuer), and the lead lands in Jiading."""
+    bs = platform.client("baoshan", "Test Baoshan Bureau 宝山局", "bureau")
+    tag = uuid.uuid4().hex[:6]
+    for key, at, kind in (("o", ORIGIN, "construction"), ("d", DISPOSAL, "disposal")):
+        r = bs.post("/api/v1/transport/sites", {"id": f"bs-{key}-{tag}", "name": key,
+                                                "kind": kind, "polygon": square(*at),
+                                                "city": "taicang"})
+        assert r.status_code == 201, r.text
+    plate = new_plate()
+    permit = permit_for(world, plate, may_enter=("taicang",), client=bs,
+                        sites={"origin": f"bs-o-{tag}", "disposal": f"bs-d-{tag}"})
+    wait_for(lambda: world["bureau"].get(f"/api/v1/transport/permits/{permit['id']}")
+             .status_code == 200, timeout=30, what="the Baoshan permit in Taicang")
+    field_at = (121.1630, 31.3790)  # a field in Jiading
+    send(world, drive(plate, ORIGIN, field_at, NIGHT, 20 * 60))
+    crossing = wait_for(lambda: alerts_of(world, plate, "city_crossing"), timeout=30,
+                        what="the crossing in Taicang")
+    assert crossing[0]["city"] == "jiading" and crossing[0]["permit_city"] == "baoshan"
+    assert crossing[0]["detail"]["allowed"] is False
+    alert_id = crossing[0]["id"]
+    jd = platform.client("jiading", "Test Jiading Bureau 嘉定局", "bureau")
+    for city, client in (("jiading", jd), ("baoshan", bs)):
+        told = wait_for(lambda c=client: [a for a in c.get(
+            "/api/v1/transport/alerts", params={"plate": plate}).json()["items"]
+            if a["id"] == alert_id], timeout=30, what=f"the crossing told to {city}")
+        assert told[0]["detail"]["reported_by"] == "taicang"
+    # the lead Taicang's leads service opened for it was handed over to Jiading
+    ours = wait_for(lambda: platform.scalar("taicang", "SELECT id FROM leads.leads WHERE "
+                                            "source_ref = :r", r=alert_id),
+                    timeout=30, what="the crossing's lead in Taicang")
+    wait_for(lambda: platform.scalar("jiading", "SELECT count(*) FROM leads.leads WHERE "
+                                     "origin_lead_id = :i", i=ours),
+             timeout=30, what="the crossing's lead in Jiading")
