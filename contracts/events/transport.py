@@ -26,7 +26,8 @@ class TrackPoint(Schema):
 @registry.event(
     "transport.permit_issued", 1, "transport",
     "A transport permit with its e-manifest (核准 + 电子联单) was issued; the bridge carries it to "
-    "every city the permit may enter, so their transport services know the truck.")
+    "every city the permit may enter, so their transport services know the truck. Sent again, "
+    "with `status` revoked, when the issuing city revokes it.")
 class PermitIssued(Schema):
     permit_id = fields.String(required=True, validate=validate.Length(min=1, max=64))
     plate = fields.String(required=True, validate=validate.Length(min=1, max=16))

@@ -17,6 +17,19 @@ class CompanySchema(Schema):
     name = fields.String(required=True, validate=validate.Length(min=1, max=200))
 
 
+class CompanyViewSchema(CompanySchema):
+    city = CityCode()
+    vehicles = fields.Integer(metadata={"description": "vehicles registered to it"})
+
+
+class CompanyListSchema(Schema):
+    items = fields.List(fields.Nested(CompanyViewSchema), required=True)
+
+
+class RevokeSchema(Schema):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
 class VehicleSchema(Schema):
     plate = fields.String(required=True, validate=validate.Length(min=2, max=20),
                           metadata={"example": "苏E·12345"})
@@ -64,7 +77,9 @@ class PermitViewSchema(Schema):
     valid_to = fields.Date()
     issuing_city = fields.String()
     may_enter = fields.List(fields.String())
-    status = fields.String()
+    status = fields.String(metadata={"description": "active or revoked"})
+    revoked_at = fields.DateTime(allow_none=True)
+    revoke_reason = fields.String(allow_none=True)
 
 
 class PositionSchema(Schema):

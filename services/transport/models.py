@@ -72,6 +72,8 @@ permits = Table(
     Column("issuing_city", String(20), nullable=False),
     Column("may_enter", JSONB, nullable=False, server_default=text("'[]'::jsonb")),
     Column("status", String(20), nullable=False, server_default="active"),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("revoke_reason", Text),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Index("ix_permits_plate", "plate"),
 )

@@ -59,6 +59,16 @@ class TransportService(Observable):
         return self._store().issue_permit(load(T.PermitSchema, body))
 
     @rpc
+    def revoke_permit(self, caller: dict, permit_id: str, body: dict) -> dict:
+        require_role(caller, T.ADMIN_ROLES, "revoke permits")
+        return self._store().revoke_permit(permit_id, load(T.RevokeSchema, body)["reason"])
+
+    @rpc
+    def list_companies(self, caller: dict) -> dict:
+        require_role(caller, T.READ_ROLES, "see transport companies")
+        return self._store().list_companies()
+
+    @rpc
     def get_permit(self, caller: dict, permit_id: str) -> dict:
         require_role(caller, T.READ_ROLES, "read permits")
         return self._store().permit_view(permit_id)

@@ -14,11 +14,11 @@ import time as _time
 from datetime import UTC, date, datetime, timedelta
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import bindparam, select, text, update
+from sqlalchemy import bindparam, func, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts.envelope import Event
-from contracts.errors import Conflict, InvalidInput, NotFound
+from contracts.errors import Conflict, Forbidden, InvalidInput, NotFound
 from services.common.config import setting
 from services.common.db import UnitOfWork
 from services.common.geo import default_city_locator, parse_polygon
@@ -158,6 +158,38 @@ class TransportStore:
         self.db.emit("transport.permit_issued", body["id"], data)
         return self.permit_view(body["id"])
 
+    def revoke_permit(self, permit_id: str, reason: str) -> dict:
+        """The issuing city withdraws a permit: from now on the truck drives without one
+        (`no_permit`), here and in every city the permit was sent to."""
+        row = self.s.execute(select(permits).where(permits.c.id == permit_id)
+                             .with_for_update()).first()
+        if row is None:
+            raise NotFound(f"no permit {permit_id}")
+        if row.issuing_city != self.city:
+            raise Forbidden(f"permit {permit_id} was issued by {row.issuing_city}; only it "
+                            "revokes it", {"permit": [f"issued by {row.issuing_city}"]})
+        if row.status == "revoked":
+            raise Conflict(f"permit {permit_id} is already revoked",
+                           {"status": ["revoked"]})
+        now = datetime.now(UTC)
+        self.s.execute(update(permits).where(permits.c.id == permit_id).values(
+            status="revoked", revoked_at=now, revoke_reason=reason, created_at=now))
+        # The permit's state, sent again: its partners' copies follow it.
+        self.db.emit("transport.permit_issued", permit_id, {
+            "permit_id": row.id, "plate": row.plate, "origin": row.origin,
+            "disposal": row.disposal, "corridor": row.corridor, "width_m": row.width_m,
+            "windows": row.windows, "valid_from": row.valid_from, "valid_to": row.valid_to,
+            "issuing_city": row.issuing_city, "may_enter": row.may_enter, "status": "revoked"})
+        log.info("permit revoked", permit_id=permit_id, reason=reason)
+        return self.permit_view(permit_id)
+
+    def list_companies(self) -> dict:
+        counts = dict(self.s.execute(select(vehicles.c.company_id, func.count()).where(
+            vehicles.c.company_id.is_not(None)).group_by(vehicles.c.company_id)).all())
+        return {"items": [{"id": r.id, "name": r.name, "city": r.city,
+                           "vehicles": counts.get(r.id, 0)}
+                          for r in self.s.execute(select(companies).order_by(companies.c.id))]}
+
     def _store_permit(self, data: dict) -> None:
         row = {"id": data["permit_id"], "plate": data["plate"], "origin": data["origin"],
                "disposal": data["disposal"], "corridor": data["corridor"],
@@ -201,7 +233,8 @@ class TransportStore:
                 "disposal": row.disposal, "corridor": row.corridor, "width_m": row.width_m,
                 "windows": row.windows, "valid_from": row.valid_from.isoformat(),
                 "valid_to": row.valid_to.isoformat(), "issuing_city": row.issuing_city,
-                "may_enter": row.may_enter, "status": row.status}
+                "may_enter": row.may_enter, "status": row.status,
+                "revoked_at": iso_utc(row.revoked_at), "revoke_reason": row.revoke_reason}
 
     # prepared geometry -------------------------------------------------------------------------
     def _site(self, body: dict) -> domain.Site:

@@ -38,6 +38,19 @@ class TransportResource:
     def issue_permit(self, ctx):
         return 201, rpc_call(self.transport.issue_permit, ctx.caller, ctx.raw_body)
 
+    @operation("GET", "/api/v1/transport/companies", "Transport companies 运输企业列表",
+               roles=T.READ_ROLES, responses={200: T.CompanyListSchema}, tag=TAG)
+    def list_companies(self, ctx):
+        return 200, rpc_call(self.transport.list_companies, ctx.caller)
+
+    @operation("POST", "/api/v1/transport/permits/{permit_id}/revoke", "Revoke a permit 撤销核准",
+               roles=T.ADMIN_ROLES, body=T.RevokeSchema, responses={200: T.PermitViewSchema},
+               tag=TAG, description="Only the issuing city; the revocation reaches every city "
+                                    "the permit allowed, and the truck then drives without a "
+                                    "permit (`no_permit`).")
+    def revoke_permit(self, ctx, permit_id):
+        return 200, rpc_call(self.transport.revoke_permit, ctx.caller, permit_id, ctx.raw_body)
+
     @operation("GET", "/api/v1/transport/permits/{permit_id}", "A permit 核准详情",
                roles=T.READ_ROLES, responses={200: T.PermitViewSchema}, tag=TAG)
     def get_permit(self, ctx, permit_id):

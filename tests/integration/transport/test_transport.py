@@ -322,3 +322,39 @@ def test_a_crossing_seen_by_a_third_city_reaches_the_city_entered(platform, worl
     wait_for(lambda: platform.scalar("jiading", "SELECT count(*) FROM leads.leads WHERE "
                                      "origin_lead_id = :i", i=ours),
              timeout=30, what="the crossing's lead in Jiading")
+
+
+def test_a_revoked_permit_is_revoked_everywhere_and_the_truck_then_has_none(platform, world):
+    jd = platform.client("jiading", "Test Jiading Bureau 嘉定局", "bureau")
+    plate = new_plate()
+    permit = permit_for(world, plate, may_enter=("jiading",))
+    wait_for(lambda: jd.get(f"/api/v1/transport/permits/{permit['id']}").status_code == 200,
+             timeout=30, what="the permit in Jiading")
+    # only the issuing city revokes; a reason is required
+    r = jd.post(f"/api/v1/transport/permits/{permit['id']}/revoke", {"reason": "x"})
+    assert r.status_code == 403, r.text
+    r = world["bureau"].post(f"/api/v1/transport/permits/{permit['id']}/revoke", {})
+    assert r.status_code == 422, r.text
+    r = world["bureau"].post(f"/api/v1/transport/permits/{permit['id']}/revoke",
+                             {"reason": "企业资质被撤销 licence withdrawn"})
+    assert r.status_code == 200 and r.json()["status"] == "revoked", r.text
+    assert r.json()["revoke_reason"] == "企业资质被撤销 licence withdrawn"
+    r = world["bureau"].post(f"/api/v1/transport/permits/{permit['id']}/revoke",
+                             {"reason": "again"})
+    assert r.status_code == 409, r.text
+    wait_for(lambda: jd.get(f"/api/v1/transport/permits/{permit['id']}").json()["status"]
+             == "revoked", timeout=30, what="the revocation in Jiading")
+    # the truck now drives without a permit
+    send(world, normal_trip(plate, NIGHT)[:30])
+    assert "no_permit" in kinds(world, plate)
+
+
+def test_companies_are_listed_with_their_vehicles(platform, world):
+    cid = f"co-{uuid.uuid4().hex[:6]}"
+    assert world["bureau"].post("/api/v1/transport/companies",
+                                {"id": cid, "name": "太仓渣土运输公司"}).status_code == 201
+    assert world["bureau"].post("/api/v1/transport/vehicles",
+                                {"plate": new_plate(), "company_id": cid}).status_code == 201
+    items = world["bureau"].get("/api/v1/transport/companies").json()["items"]
+    mine = [c for c in items if c["id"] == cid]
+    assert mine == [{"id": cid, "name": "太仓渣土运输公司", "city": "taicang", "vehicles": 1}]
