@@ -34,6 +34,22 @@ class SignedEnvelopeSchema(Schema):
     sig = fields.String(required=True, validate=validate.Length(min=80, max=100))
 
 
+BUNDLE_MAX = 200  # events per signed bundle (one AMQP message through the shovel)
+
+
+class SignedBundleSchema(Schema):
+    """Up to 200 events for one partner, signed once (what the bridge sends since wire v2)."""
+
+    v = fields.Integer(required=True, strict=True, validate=validate.Equal(2))
+    from_city = CityCode(required=True, data_key="from")
+    to_city = CityCode(required=True, data_key="to")
+    sent_at = fields.AwareDateTime(required=True, format="iso")
+    kid = fields.String(required=True, validate=validate.Regexp(r"^[0-9a-f]{16}$"))
+    events = fields.List(fields.Dict(), required=True,
+                         validate=validate.Length(min=1, max=BUNDLE_MAX))
+    sig = fields.String(required=True, validate=validate.Length(min=80, max=100))
+
+
 class PartnerStatusSchema(Schema):
     city = CityCode(required=True)
     link = fields.String(required=True, metadata={

@@ -9,10 +9,11 @@ from datetime import datetime, timedelta
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from marshmallow import ValidationError
 
-from contracts.bridge import SignedEnvelopeSchema
+from contracts.bridge import SignedBundleSchema, SignedEnvelopeSchema
 from contracts.envelope import Event, EventValidationError
 from contracts.reference import CITY_CODES
 from contracts.registry import schema_instance
+from services.bridge import signing
 from services.bridge.signing import verify_signature
 
 # Local events whose data names the city they concern: the handover goes to `to_city`; status
@@ -76,32 +77,48 @@ def _refuse(reason: str, detail: str, sender: str = "?") -> Verdict:
 
 def verify(envelope: dict, own_city: str, partners: dict[str, Partner], now: datetime,
            window: timedelta) -> Verdict:
-    """Check a partner's signed envelope. Order matters: nothing of an envelope is trusted (not
-    even the event inside) before the signature over all of it is verified."""
+    """Check a partner's single signed envelope (wire v1). Order matters: nothing of an envelope
+    is trusted (not even the event inside) before the signature over all of it is verified."""
+    whole, verdicts = verify_message(envelope, own_city, partners, now, window)
+    return whole or verdicts[0]
+
+
+def verify_message(body: dict, own_city: str, partners: dict[str, Partner], now: datetime,
+                   window: timedelta) -> tuple[Verdict | None, list[Verdict]]:
+    """Check what a partner's shovel delivered: a bundle (v2) or a single envelope (v1).
+    Returns the refusal of the whole message (sender, key, signature, destination, window), or
+    None and one verdict per event it carries (contract, impersonation, partner policy)."""
+    bundle = body.get("v") == signing.BUNDLE_VERSION
     try:
-        wire = schema_instance(SignedEnvelopeSchema).load(envelope)
+        wire = schema_instance(SignedBundleSchema if bundle else SignedEnvelopeSchema).load(body)
     except ValidationError as exc:
-        claimed = envelope.get("from") if isinstance(envelope.get("from"), str) else "?"
-        return _refuse("invalid", f"not a signed envelope: {exc.messages}", claimed)
+        claimed = body.get("from") if isinstance(body.get("from"), str) else "?"
+        return _refuse("invalid", f"not a signed envelope: {exc.messages}", claimed), []
     sender = wire["from_city"]
     partner = partners.get(sender)
     if partner is None or sender == own_city:
-        return _refuse("unknown_sender", f"{sender} is not a partner of {own_city}", sender)
+        return _refuse("unknown_sender", f"{sender} is not a partner of {own_city}", sender), []
     key = partner.keys.get(wire["kid"])
     if key is None:
         return _refuse("unknown_key", f"key {wire['kid']} is not a valid key of {sender}",
-                       sender)
-    if not verify_signature(envelope, key):
-        return _refuse("bad_signature", "the signature does not match the envelope", sender)
+                       sender), []
+    if not verify_signature(body, key):
+        return _refuse("bad_signature", "the signature does not match the envelope",
+                       sender), []
     if wire["to_city"] != own_city:
         return _refuse("wrong_destination", f"addressed to {wire['to_city']}, not {own_city}",
-                       sender)
+                       sender), []
     skew = now - wire["sent_at"]
     if abs(skew) > window:
         return _refuse("stale", f"sent at {wire['sent_at'].isoformat()}, {skew} from now "
-                                f"(window ±{window})", sender)
+                                f"(window ±{window})", sender), []
+    events = wire["events"] if bundle else [wire["event"]]
+    return None, [_check_event(e, sender, partner) for e in events]
+
+
+def _check_event(body: dict, sender: str, partner: Partner) -> Verdict:
     try:
-        event = Event.from_wire(wire["event"])
+        event = Event.from_wire(body)
     except EventValidationError as exc:
         return _refuse("invalid_event", f"{exc}: {exc.errors}", sender)
     if event.city != sender or not event.source.startswith(f"{sender}/"):

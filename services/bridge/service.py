@@ -12,7 +12,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 
 from contracts.envelope import Event, EventValidationError
-from services.bridge import domain, links, models
+from services.bridge import domain, links, models, signing
 from services.bridge.store import (
     PartnerDirectory,
     Signer,
@@ -56,17 +56,23 @@ class BridgeService(Observable):
             except EventValidationError as exc:
                 outcomes[i] = Refusal("invalid", f"{exc}: {exc.errors}")
         fresh = self.db.first_deliveries([(e.id, e.type) for _, e in events], "send")
-        messages, sent = [], []
+        per_partner: dict[str, list[tuple[Event, dict]]] = {}
         for i, event in events:
             if event.id not in fresh:
                 continue  # sent before (a redelivery): the partner has it or will dedup it
             for destination in domain.destinations(event, city, partners):
-                signed = self.signer.sign(destination, bodies[i])
-                messages.append(OutgoingMessage("", topology.outbound_queue(destination), signed,
-                                                message_id=event.id))
-                sent.append((event, destination))
-        # Confirmed by the broker before this batch commits and is acked: a crash in between
-        # sends them again, and the partner's inbox drops the copies.
+                per_partner.setdefault(destination, []).append((event, bodies[i]))
+        # One signed bundle per partner and up to BUNDLE_MAX events: one signature, one AMQP
+        # message through the shovel. Confirmed by the broker before this batch commits and is
+        # acked: a crash in between sends them again, and the partner's inbox drops the copies.
+        messages, sent = [], []
+        for destination, items in per_partner.items():
+            for start in range(0, len(items), signing.BUNDLE_MAX):
+                chunk = items[start:start + signing.BUNDLE_MAX]
+                bundle = self.signer.sign_bundle(destination, [body for _, body in chunk])
+                messages.append(OutgoingMessage("", topology.outbound_queue(destination),
+                                                bundle, message_id=chunk[0][0].id))
+                sent += [(event, destination) for event, _ in chunk]
         _publisher().publish_many(messages)
         record_sent(self.db.session, sent)
         for event, destination in sent:
@@ -75,39 +81,52 @@ class BridgeService(Observable):
 
     # inbound: what partners' shovels delivered ----------------------------------------------
     @consume_batch(topology.BRIDGE_INBOUND)
-    def receive(self, envelopes: list[dict]) -> list[Refusal | None]:
+    def receive(self, envelopes: list[dict]) -> list:
         window = timedelta(seconds=float(setting("BRIDGE_WINDOW_SECONDS", 300)))
         city, partners, now = setting("CITY"), self.directory.partners(), datetime.now(UTC)
-        verdicts = [domain.verify(e, city, partners, now, window) for e in envelopes]
-        accepted = {v.event.id: v for v in verdicts if v.accepted}
-        fresh = self.db.first_deliveries([(v.event.id, v.event.type) for v in accepted.values()],
+        checked = [domain.verify_message(e, city, partners, now, window) for e in envelopes]
+        accepted = [v for _, verdicts in checked for v in verdicts if v.accepted]
+        fresh = self.db.first_deliveries([(v.event.id, v.event.type) for v in accepted],
                                          "receive")
-        outcomes: list[Refusal | None] = []
+        outcomes: list = []
         forwarded, received = [], Counter()
-        for envelope, verdict in zip(envelopes, verdicts, strict=True):
-            if verdict.accepted and verdict.event.id in fresh:
-                fresh.discard(verdict.event.id)  # a second copy in the same batch is a replay
-                forwarded.append(envelope["event"])
-                received[verdict.sender] += 1
-                outcomes.append(None)
+        for envelope, (whole, verdicts) in zip(envelopes, checked, strict=True):
+            if whole is not None:  # the message as a whole: parked as it came
+                self._refused(whole, envelope.get("event"))
+                outcomes.append(Refusal(whole.reason, whole.detail))
                 continue
-            if verdict.accepted:
-                verdict = domain.Verdict(reason="replay", sender=verdict.sender,
-                                         detail=f"event {verdict.event.id} was already received")
-            event = envelope.get("event")
-            event_id = event.get("id") if isinstance(event, dict) else None
-            record_refused(self.db.session, verdict.sender, verdict.reason, verdict.detail,
-                           event_id)
-            BRIDGE_IN.labels(verdict.sender[:20], verdict.reason).inc()
-            log.warning("refused from partner", sender=verdict.sender, reason=verdict.reason,
-                        detail=verdict.detail)
-            outcomes.append(Refusal(verdict.reason, verdict.detail))
+            parts = []
+            for verdict, body in zip(verdicts, _events_of(envelope), strict=True):
+                if verdict.accepted and verdict.event.id in fresh:
+                    fresh.discard(verdict.event.id)  # a second copy in the batch is a replay
+                    forwarded.append(body)
+                    received[verdict.sender] += 1
+                    continue
+                if verdict.accepted:
+                    verdict = domain.Verdict(reason="replay", sender=verdict.sender,
+                                             detail=f"event {verdict.event.id} was already "
+                                                    "received")
+                self._refused(verdict, body)
+                parts.append(Refusal(verdict.reason, verdict.detail,
+                                     part={"from": verdict.sender, "event": body}))
+            # a single envelope (v1) refused is parked whole, as it came
+            if parts and envelope.get("v") != signing.BUNDLE_VERSION:
+                parts = Refusal(parts[0].reason, parts[0].detail)
+            outcomes.append(parts or None)
         self.db.forward_raw(forwarded, "bridge.events")
         record_anchors(self.db.session, [e for e in forwarded if e["type"] == "evidence.anchored"])
         for sender, count in received.items():
             record_received(self.db.session, sender, count)
             BRIDGE_IN.labels(sender, "accepted").inc(count)
         return outcomes
+
+    def _refused(self, verdict: domain.Verdict, event) -> None:
+        event_id = event.get("id") if isinstance(event, dict) else None
+        record_refused(self.db.session, verdict.sender, verdict.reason, verdict.detail,
+                       event_id)
+        BRIDGE_IN.labels(verdict.sender[:20], verdict.reason).inc()
+        log.warning("refused from partner", sender=verdict.sender, reason=verdict.reason,
+                    detail=verdict.detail)
 
     # status --------------------------------------------------------------------------------
     @rpc
@@ -118,6 +137,11 @@ class BridgeService(Observable):
         for row in rows:
             row.update(state.get(row["city"], {"link": "unknown", "backlog": None}))
         return rows
+
+
+def _events_of(envelope: dict) -> list[dict]:
+    return envelope["events"] if envelope.get("v") == signing.BUNDLE_VERSION else [
+        envelope["event"]]
 
 
 _publishers: dict = {}

@@ -1,10 +1,15 @@
-"""Ed25519 keys, the canonical form and the signed envelope that crosses between cities.
+"""Ed25519 keys, the canonical form and the signed envelopes that cross between cities.
 
-    {"v": 1, "from": "taicang", "to": "jiading", "sent_at": "2026-...Z", "kid": "3f2a...",
-     "event": {<the event's envelope>}, "sig": "<base64 Ed25519 signature>"}
+A bundle (wire version 2, what the bridge sends): up to `BUNDLE_MAX` events for one partner,
+signed once, one AMQP message through the shovel.
+
+    {"v": 2, "from": "taicang", "to": "jiading", "sent_at": "2026-...Z", "kid": "3f2a...",
+     "events": [{<an event's envelope>}, ...], "sig": "<base64 Ed25519 signature>"}
+
+A single envelope (wire version 1, still accepted): `"event": {...}` instead of `"events"`.
 
 The signature covers the canonical JSON (sorted keys, no spaces, UTF-8) of every field but `sig`,
-so the time and the destination are signed with the event.
+so the time and the destination are signed with the events.
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from contracts.bridge import BUNDLE_MAX  # noqa: F401  (re-exported: the bundle's size limit)
+
 WIRE_VERSION = 1
+BUNDLE_VERSION = 2
 
 
 def canonical(obj) -> bytes:
@@ -88,6 +96,14 @@ def sign(key: SigningKey, sender: str, destination: str, event: dict,
                 "sent_at": sent_at or iso_now(), "kid": key.kid, "event": event}
     envelope["sig"] = base64.b64encode(key.private.sign(canonical(envelope))).decode()
     return envelope
+
+
+def sign_bundle(key: SigningKey, sender: str, destination: str, events: list[dict],
+                sent_at: str | None = None) -> dict:
+    bundle = {"v": BUNDLE_VERSION, "from": sender, "to": destination,
+              "sent_at": sent_at or iso_now(), "kid": key.kid, "events": events}
+    bundle["sig"] = base64.b64encode(key.private.sign(canonical(bundle))).decode()
+    return bundle
 
 
 def verify_signature(envelope: dict, public: Ed25519PublicKey) -> bool:

@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from services.bridge import domain
 from services.bridge.models import inbox, outbox
-from services.bridge.store import load_partners, record_received
+from services.bridge.store import load_partners, record_received, record_refused
 from services.common.topology import BRIDGE_INBOUND
 
 NO_WINDOW = timedelta(days=36500)
@@ -54,23 +54,35 @@ def accept_stale(amqp_uri: str, database_url: str, city: str, limit: int = 100_0
 
 
 def _apply(engine, body: bytes, city: str, partners) -> bool:
+    """Apply a stale message (a bundle, or a single envelope) if it passes every other check;
+    its events already received are skipped, those refused on their own are recorded."""
     try:
         envelope = json.loads(body)
     except ValueError:
         return False
-    verdict = domain.verify(envelope, city, partners, datetime.now(UTC), NO_WINDOW)
-    if not verdict.accepted:
+    if not isinstance(envelope, dict):
         return False
-    event = envelope["event"]
+    whole, verdicts = domain.verify_message(envelope, city, partners, datetime.now(UTC),
+                                            NO_WINDOW)
+    if whole is not None:
+        return False
     with engine.begin() as conn:
-        claimed = conn.execute(pg_insert(inbox).values(
-            event_id=event["id"], handler="receive", type=event["type"])
-            .on_conflict_do_nothing().returning(inbox.c.event_id)).first()
-        if claimed is None:
-            return False  # received meanwhile: it is a replay now
-        conn.execute(insert(outbox).values(
-            event_id=event["id"], type=event["type"], version=event["version"],
-            exchange="bridge.events", subject=event["subject"], trace_id=event["trace_id"],
-            body=event))
-        record_received(conn, verdict.sender)
-    return True
+        applied = 0
+        for verdict in verdicts:
+            if not verdict.accepted:
+                record_refused(conn, verdict.sender, verdict.reason, verdict.detail, None)
+                continue
+            event = verdict.event.to_wire()
+            claimed = conn.execute(pg_insert(inbox).values(
+                event_id=event["id"], handler="receive", type=event["type"])
+                .on_conflict_do_nothing().returning(inbox.c.event_id)).first()
+            if claimed is None:
+                continue  # received meanwhile: a replay now
+            conn.execute(insert(outbox).values(
+                event_id=event["id"], type=event["type"], version=event["version"],
+                exchange="bridge.events", subject=event["subject"], trace_id=event["trace_id"],
+                body=event))
+            applied += 1
+        if applied:
+            record_received(conn, verdicts[0].sender, applied)
+    return applied > 0

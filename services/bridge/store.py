@@ -74,6 +74,9 @@ class Signer(DependencyProvider):
     def sign(self, destination: str, event_wire: dict) -> dict:
         return signing.sign(self.key, self.city, destination, event_wire)
 
+    def sign_bundle(self, destination: str, event_wires: list[dict]) -> dict:
+        return signing.sign_bundle(self.key, self.city, destination, event_wires)
+
 
 def record_sent(session, sent: list) -> None:
     """(event, destination) pairs just handed to the broker."""

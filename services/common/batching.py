@@ -73,13 +73,27 @@ class BatchConsumer(_Reliability, Consumer):
         for message, outcome in zip(messages, result or [None] * len(messages), strict=True):
             if isinstance(outcome, Refusal):
                 self._park(message, message.payload, outcome.reason, outcome.detail)
+            elif outcome:  # parts refused, the rest applied: park each part, ack the message
+                self._park_parts(message, outcome)
             else:
                 self.consumer.ack_message(message)
         return result, exc_info
 
 
+    def _park_parts(self, message, refusals: list[Refusal]) -> None:
+        try:
+            for r in refusals:
+                self._publish_parked(message, r.part, r.reason, r.detail, 0)
+        except Exception:
+            log.exception("could not park; requeueing", queue=self.queue_name)
+            self.consumer.requeue_message(message)
+            return
+        self.consumer.ack_message(message)
+
+
 def consume_batch(queue_name: str, max_batch: int = 200, max_wait: float = 0.02):
-    """Decorate `method(self, bodies: list[dict]) -> list[None | Refusal]` (same length)."""
+    """Decorate `method(self, bodies: list[dict]) -> list[None | Refusal | list[Refusal]]`
+    (same length; a list refuses parts of a message, see `Refusal.part`)."""
     return BatchConsumer.decorator(queue_name, max_batch=max_batch, max_wait=max_wait)
 
 

@@ -64,10 +64,13 @@ http = TransactionalHttp.decorator
 @dataclass(frozen=True)
 class Refusal:
     """Returned by a consumer that refuses a message: it is parked with this reason, and what the
-    worker recorded (e.g. a refusal count) still commits."""
+    worker recorded (e.g. a refusal count) still commits. With `part`, only that part of the
+    message (e.g. one event of a bridge bundle) is parked; a batch worker returns a list of
+    such refusals for a message whose other parts it applied."""
 
     reason: str
     detail: str
+    part: dict | None = None
 
 
 class _Reliability:

@@ -52,9 +52,15 @@ def test_thousand_handovers_survive_the_partner_being_down(platform):
         ids = {r.json()["id"] for r in results}
         assert all(r.json()["status"] == "handed_over" for r in results)
 
-        # Everything left Taicang and waits in Jiading's broker while its bridge is down.
-        wait_for(lambda: _queue_depth("jiading", "bridge.inbound") >= N, timeout=60,
-                 what="the 1,000 envelopes shovelled to Jiading's broker")
+        # Everything left Taicang (signed, in bundles) and waits in Jiading's broker while its
+        # bridge is down.
+        wait_for(lambda: platform.scalar(
+            "taicang", "SELECT count(*) FROM bridge.outbound WHERE type = 'lead.handed_over' "
+                       f"AND subject IN ({','.join(repr(i) for i in ids)})") == N,
+            timeout=60, what="the 1,000 handovers signed and sent by Taicang's bridge")
+        wait_for(lambda: _queue_depth("taicang", "bridge.outbound.jiading") == 0
+                 and _queue_depth("jiading", "bridge.inbound") >= 1, timeout=60,
+                 what="the bundles shovelled to Jiading's broker")
         with pytest.raises(requests.ConnectionError):
             requests.get(platform.url("jiading") + "/healthz", timeout=2)
     finally:
