@@ -31,6 +31,7 @@ from services.common.entrypoints import Refusal, rpc
 from services.common.logging import get_logger
 from services.common.metrics import BRIDGE_IN, BRIDGE_OUT
 from services.common.observability import Observable
+from services.common.outbox import outgoing
 
 log = get_logger(__name__)
 SEND_QUEUE = "bridge.send"  # local events that may concern a partner (contracts/subscriptions)
@@ -113,7 +114,10 @@ class BridgeService(Observable):
             if parts and envelope.get("v") != signing.BUNDLE_VERSION:
                 parts = Refusal(parts[0].reason, parts[0].detail)
             outcomes.append(parts or None)
-        self.db.forward_raw(forwarded, "bridge.events")
+        # Published (and confirmed) before the batch's inbox claims commit and the messages are
+        # acked, as the outbound side does: a crash in between re-publishes these events when the
+        # shovel redelivers, and every local handler drops the copies by event id (its inbox).
+        _publisher().publish_many([outgoing("bridge.events", body) for body in forwarded])
         record_anchors(self.db.session, [e for e in forwarded if e["type"] == "evidence.anchored"])
         for sender, count in received.items():
             record_received(self.db.session, sender, count)
