@@ -36,7 +36,11 @@ registry.subscribe("cases", "on_deadline_closed", "supervision", "supervision.de
 registry.subscribe("cases", "on_order_answered", "supervision", "supervision.order_answered")
 registry.subscribe("cases", "on_order_evaluated", "supervision", "supervision.order_evaluated")
 
-# Supervision (限时督办) follows every case step: deadlines open, pause, move and close.
+# Supervision (限时督办) follows every case step: deadlines open, pause, move and close; a
+# handover left undecided past the escalation limit gets a supervision order until decided.
+registry.subscribe("supervision", "on_handover_overdue", "leads", "lead.handover_overdue")
+registry.subscribe("supervision", "on_lead_accepted", "leads", "lead.accepted")
+registry.subscribe("supervision", "on_lead_rejected", "leads", "lead.rejected")
 registry.subscribe("supervision", "on_case_opened", "cases", "case.opened")
 registry.subscribe("supervision", "on_case_assigned", "cases", "case.assigned")
 registry.subscribe("supervision", "on_case_accepted", "cases", "case.accepted")

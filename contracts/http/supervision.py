@@ -24,6 +24,33 @@ class NoticeListQuerySchema(Schema):
     cursor = fields.String(validate=validate.Length(max=300))
 
 
+class HandoverOrderQuerySchema(Schema):
+    status = fields.String(validate=validate.OneOf(["open", "closed"]))
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, 200))
+    cursor = fields.String(validate=validate.Length(max=300))
+
+
+class HandoverOrderSchema(Schema):
+    id = fields.Integer(required=True)
+    lead_id = fields.UUID(required=True, metadata={"description": "the lead in this city"})
+    origin_city = CityCode(required=True)
+    origin_lead_id = fields.UUID(required=True)
+    category = fields.String()
+    squad = fields.String(allow_none=True)
+    title = fields.String()
+    recipient = fields.String()
+    received_at = fields.DateTime()
+    issued_at = fields.DateTime()
+    status = fields.String(validate=validate.OneOf(["open", "closed"]))
+    closed_at = fields.DateTime(allow_none=True)
+    outcome = fields.String(allow_none=True, validate=validate.OneOf(["accepted", "rejected"]))
+
+
+class HandoverOrderListSchema(Schema):
+    items = fields.List(fields.Nested(HandoverOrderSchema), required=True)
+    next_cursor = fields.String(allow_none=True)
+
+
 class AnswerSchema(Schema):
     at = fields.DateTime()
     actor = fields.String()

@@ -111,6 +111,29 @@ notices = Table(
     Index("ix_notices_issued", "issued_at"),
 )
 
+# Supervision orders (督办单) for leads handed over to this city and left undecided past the
+# escalation limit (the leads service's `lead.handover_overdue`, level 2): the handover goes to
+# the supervision ladder before it is a case. Closed by the bureau's decision on the lead.
+handover_orders = Table(
+    "handover_orders",
+    metadata,
+    Column("id", BigInteger, Identity(), primary_key=True),
+    Column("lead_id", UUID(as_uuid=False), nullable=False, unique=True),
+    Column("origin_city", String(20), nullable=False),
+    Column("origin_lead_id", UUID(as_uuid=False), nullable=False),
+    Column("category", String(50), nullable=False),
+    Column("squad", String(100)),
+    Column("title", String(100), nullable=False),
+    Column("recipient", String(100), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("issued_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),  # open | closed
+    Column("closed_at", DateTime(timezone=True)),
+    Column("outcome", String(20)),  # accepted | rejected
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_handover_orders_status", "status", "issued_at"),
+)
+
 # Official schedules of years loaded by an operator (`liandong calendar load`).
 calendar_years = Table(
     "calendar_years",

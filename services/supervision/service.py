@@ -82,6 +82,24 @@ class SupervisionService(Observable):
         return report
 
     # case events: deadlines follow the case -------------------------------------------------
+    # handovers left undecided: the supervision ladder before there is a case -----------------
+    @event_handler("leads", "lead.handover_overdue")
+    def on_handover_overdue(self, event: Event) -> None:
+        self._store().order_for_handover(event, self.clock.now())
+
+    @event_handler("leads", "lead.accepted")
+    def on_lead_accepted(self, event: Event) -> None:
+        self._store().close_handover_order(event, "accepted", self.clock.now())
+
+    @event_handler("leads", "lead.rejected")
+    def on_lead_rejected(self, event: Event) -> None:
+        self._store().close_handover_order(event, "rejected", self.clock.now())
+
+    @rpc
+    def list_handover_orders(self, caller: dict, query: dict) -> dict:
+        require_role(caller, S.READ_ROLES, "see supervision orders")
+        return self._store().list_handover_orders(load(S.HandoverOrderQuerySchema, query))
+
     @event_handler("cases", "case.opened")
     def on_case_opened(self, event: Event) -> None:
         self._store().follow(event)

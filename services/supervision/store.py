@@ -30,7 +30,13 @@ from services.common.logging import get_logger
 from services.common.pagination import decode_cursor, encode_cursor
 from services.common.workcal import DEFAULT_PERIODS, WorkCalendar, parse_year
 from services.supervision import domain
-from services.supervision.models import calendar_years, deadlines, notices, supervised_cases
+from services.supervision.models import (
+    calendar_years,
+    deadlines,
+    handover_orders,
+    notices,
+    supervised_cases,
+)
 
 log = get_logger(__name__)
 
@@ -306,6 +312,54 @@ class SupervisionStore:
         rows = rows[:limit]
         return {"items": [_notice_view(r) for r in rows],
                 "next_cursor": encode_cursor(rows[-1].id) if more else None}
+
+    # handovers left undecided (督办 before there is a case) ----------------------------------
+    def order_for_handover(self, event: Event, now: datetime) -> None:
+        """The receiving city's escalation of an undecided handover (level 2) puts it on this
+        city's supervision ladder: one order per lead, to the bureau (and squad) deciding it."""
+        d = event.data
+        if d["level"] < 2 or d["city"] != setting("CITY"):
+            return
+        row = self.s.execute(pg_insert(handover_orders).values(
+            lead_id=str(d["lead_id"]), origin_city=d["origin_city"],
+            origin_lead_id=str(d["origin_lead_id"]), category=d["category"], squad=d["squad"],
+            title="移交线索督办单 Supervision order: handover undecided",
+            recipient=d["squad"] or "bureau", received_at=d["received_at"], issued_at=now,
+            status="open").on_conflict_do_nothing().returning(handover_orders.c.id)).first()
+        if row is not None:
+            NOTICES_ISSUED.labels("handover_order").inc()
+            log.info("handover supervision order issued", lead_id=str(d["lead_id"]),
+                     origin_city=d["origin_city"], order_id=row.id)
+
+    def close_handover_order(self, event: Event, outcome: str, now: datetime) -> None:
+        d = event.data
+        if not d.get("origin_city"):
+            return  # not a handover: no order can be open for it
+        self.s.execute(update(handover_orders).where(
+            handover_orders.c.lead_id == str(d["lead_id"]),
+            handover_orders.c.status == "open").values(status="closed", closed_at=now,
+                                                      outcome=outcome))
+
+    def list_handover_orders(self, query: dict) -> dict:
+        h = handover_orders.c
+        conditions = [h.status == query["status"]] if "status" in query else []
+        if query.get("cursor"):
+            (last_id,) = decode_cursor(query["cursor"], 1)
+            if not isinstance(last_id, int):
+                raise InvalidInput("invalid cursor", {"cursor": ["not a cursor"]})
+            conditions.append(h.id < last_id)
+        limit = query["limit"]
+        rows = self.s.execute(select(handover_orders).where(*conditions).order_by(h.id.desc())
+                              .limit(limit + 1)).all()
+        more = len(rows) > limit
+        rows = rows[:limit]
+        return {"items": [{
+            "id": r.id, "lead_id": str(r.lead_id), "origin_city": r.origin_city,
+            "origin_lead_id": str(r.origin_lead_id), "category": r.category, "squad": r.squad,
+            "title": r.title, "recipient": r.recipient, "received_at": iso_utc(r.received_at),
+            "issued_at": iso_utc(r.issued_at), "status": r.status,
+            "closed_at": iso_utc(r.closed_at), "outcome": r.outcome} for r in rows],
+            "next_cursor": encode_cursor(rows[-1].id) if more else None}
 
     def loop(self, case_id: str) -> dict:
         """The five-step loop of a case: assignment, deadline, feedback, evaluation, review."""

@@ -20,6 +20,16 @@ class SupervisionResource:
         return 200, rpc_call(self.supervision.list_notices, ctx.caller,
                              ctx.request.args.to_dict())
 
+    @operation("GET", "/api/v1/supervision/handover-orders",
+               "Supervision orders on undecided handovers 移交线索督办单", roles=S.READ_ROLES,
+               query=S.HandoverOrderQuerySchema, responses={200: S.HandoverOrderListSchema},
+               tag="supervision",
+               description="A lead a partner city handed over and this city left undecided past "
+                           "the escalation limit: open until the bureau accepts or rejects it.")
+    def list_handover_orders(self, ctx):
+        return 200, rpc_call(self.supervision.list_handover_orders, ctx.caller,
+                             ctx.request.args.to_dict())
+
     @operation("GET", "/api/v1/supervision/notices/{notice_id}", "A notice or order",
                roles=S.READ_ROLES, responses={200: S.NoticeSchema}, tag="supervision")
     def get_notice(self, ctx, notice_id):

@@ -1,5 +1,6 @@
 """A lead Taicang hands over that Jiading does not decide on in time: Jiading issues a reminder
-(提示单) past the response limit, then escalates (督办) past the next, each once; Taicang sees both
+(提示单) past the response limit, then escalates (督办) past the next, each once, and the handover
+goes to Jiading's supervision ladder (a supervision order until it is decided); Taicang sees both
 on its lead."""
 
 from datetime import UTC, datetime, timedelta
@@ -49,3 +50,20 @@ def test_an_undecided_handover_is_reminded_then_escalated_and_the_sender_sees_it
     actions = [h["action"] for h in view["history"]]
     assert actions.count("partner_reminder") == 1 and actions.count("partner_escalation") == 1
     assert view["handover"]["status"] == "received"  # still waiting for Jiading's decision
+
+    # the escalation put it on Jiading's supervision ladder: one order, open until decided
+    jd_bureau = platform.client("jiading", "Overdue Test Jiading Bureau 嘉定局", "bureau")
+
+    def order(status):
+        items = jd_bureau.get("/api/v1/supervision/handover-orders",
+                              params={"status": status}).json()["items"]
+        return next((o for o in items if o["lead_id"] == theirs), None)
+    opened = wait_for(lambda: order("open"), what="the supervision order in Jiading")
+    assert (opened["origin_city"], opened["origin_lead_id"]) == ("taicang", lead["id"])
+    assert platform.scalar("jiading", "SELECT count(*) FROM supervision.handover_orders "
+                                      "WHERE lead_id = :i", i=theirs) == 1
+    r = jd_bureau.post(f"/api/v1/leads/{theirs}/decision",
+                       {"decision": "accept", "reason": "督办后受理"})
+    assert r.status_code == 200, r.text
+    closed = wait_for(lambda: order("closed"), what="the order closed by the decision")
+    assert closed["outcome"] == "accepted" and closed["closed_at"]
