@@ -3,6 +3,7 @@ in `store.py`."""
 
 from __future__ import annotations
 
+import eventlet
 from nameko.extensions import DependencyProvider
 
 from contracts.envelope import Event, EventValidationError
@@ -89,8 +90,12 @@ class JointOpsService(Observable):
         return self._store().feed(operation_id, self._positions)
 
     def _positions(self, bbox, since, until):
+        """The transport service's latest positions, or `TimeoutError` after half the RPC
+        timeout (the feed then says the trucks are unavailable)."""
         reply = self.transport.latest_positions.call_async(bbox, since, until)
-        return reply.result()
+        with eventlet.Timeout(float(setting("RPC_TIMEOUT", 10)) / 2, False):
+            return reply.result()
+        raise TimeoutError("the transport service did not answer")
 
     # reading -----------------------------------------------------------------------------------
     @rpc

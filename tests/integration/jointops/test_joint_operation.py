@@ -520,3 +520,31 @@ def test_bad_reports_are_refused_and_nothing_is_stored(platform, people):
     assert r.status_code == 422 and "1" in r.json()["errors"]["violations"]
     assert platform.scalar("taicang", "SELECT count(*) FROM jointops.violations "
                                       "WHERE operation_id = :o", o=op_id) == 0
+
+
+def test_the_feed_answers_without_the_transport_service(platform, people):
+    """The trucks heading for a checkpoint come from the transport service; when it is down the
+    feed still answers, with the reports and alerts it has and a note."""
+    from liandong import platform as launcher
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    co = people["coordinator"]
+    op_id = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1),
+                                                  now + timedelta(hours=2),
+                                                  partners=["jiading"])).json()["operation_id"]
+    for action in ("invite", "confirm", "start"):
+        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    assert co.post(f"/api/v1/jointops/{op_id}/reports",
+                   {"checkpoint": "CP1", "vehicles_checked": 4}).status_code == 201
+    transport = platform.process("taicang", "transport")
+    launcher.stop([transport])
+    platform.procs.remove(transport)
+    try:
+        r = co.get(f"/api/v1/jointops/{op_id}/feed")
+        assert r.status_code == 200, r.text
+        feed = r.json()
+        assert feed["approaching"] == [] and "unavailable" in feed["note"]
+        assert [rep["vehicles_checked"] for rep in feed["reports"]] == [4]
+    finally:
+        platform.restart_fresh("taicang", "transport")
+    assert "note" not in co.get(f"/api/v1/jointops/{op_id}/feed").json()
