@@ -191,3 +191,41 @@ def test_operator_accepts_envelopes_refused_only_for_their_age(platform):
                          "jiading")
     assert again["accepted"] == 0
     assert _applied(platform, old["event"]["data"]["lead_id"]) == 1
+
+
+def _bundle(events, **fields) -> dict:
+    return signing.sign_bundle(_taicang_key(), "taicang", fields.pop("to", "jiading"), events,
+                               fields.pop("sent_at", None))
+
+
+def test_a_bundle_applies_its_good_events_and_parks_each_bad_one(platform):
+    good = [_handover_event() for _ in range(3)]
+    bad = _handover_event()
+    bad["data"]["category"] = "noise"
+    _deliver(_bundle([good[0], bad, good[1], good[2]]))
+    for event in good:
+        wait_for(lambda e=event: _applied(platform, e["data"]["lead_id"]) == 1,
+                 what="each good event of the bundle applied")
+    wait_for(lambda: _refusals(platform, bad["id"]) == ["invalid_event"],
+             what="the bad event refused")
+    parked = wait_for(lambda: [p for p in parking.list_parked(
+        TEST_SITE.management_url(), TEST_SITE.vhost("jiading"), 500)
+        if p["queue"] == "bridge.inbound" and bad["id"] in str(p["payload"])],
+        what="the bad event parked on its own")
+    assert parked[0]["reason"] == "invalid_event"
+    assert not any(e["id"] in str(parked[0]["payload"]) for e in good)
+    assert _applied(platform, bad["data"]["lead_id"]) == 0
+    # the same bundle again (a shovel redelivery): nothing applied twice, copies refused
+    _deliver(_bundle(good))
+    wait_for(lambda: _refusals(platform, good[0]["id"]) == ["replay"], what="the replay")
+    assert [_applied(platform, e["data"]["lead_id"]) for e in good] == [1, 1, 1]
+
+
+def test_a_tampered_bundle_is_parked_whole_and_nothing_of_it_applied(platform):
+    events = [_handover_event() for _ in range(2)]
+    spoilt = _bundle(events)
+    spoilt["events"][1]["data"]["description"] = "changed after signing"
+    _deliver(spoilt)
+    wait_for(lambda: "bad_signature" in _parked_reasons(events[0]["id"]),
+             what="the bundle parked whole")
+    assert [_applied(platform, e["data"]["lead_id"]) for e in events] == [0, 0]

@@ -151,3 +151,52 @@ def test_a_bundle_whose_key_id_does_not_match_is_refused():
         import_bundle(None, bundle)
     with pytest.raises(ValueError, match="no known city"):
         import_bundle(None, {"city": "shanghai", "keys": []})
+
+
+def bundle(keys, events, sender="taicang", to="jiading", at=NOW, key=None) -> dict:
+    stamp = at.isoformat().replace("+00:00", "Z")
+    return signing.sign_bundle(key or keys[sender], sender, to,
+                               [e.to_wire() if isinstance(e, Event) else e for e in events],
+                               stamp)
+
+
+def check_message(body, partners, now=NOW):
+    return domain.verify_message(body, "jiading", partners, now, WINDOW)
+
+
+def test_a_bundle_is_checked_whole_then_event_by_event(keys, partners):
+    good = [handover(city="taicang") for _ in range(3)]
+    whole, verdicts = check_message(bundle(keys, good), partners)
+    assert whole is None and [v.accepted for v in verdicts] == [True, True, True]
+    assert [v.event.id for v in verdicts] == [e.id for e in good]
+    # one bad event among good ones: only it is refused
+    bad = handover(city="taicang").to_wire()
+    bad["data"]["category"] = "noise"
+    foreign = handover(city="kunshan")
+    whole, verdicts = check_message(bundle(keys, [good[0], bad, foreign]), partners)
+    assert whole is None
+    assert [v.reason for v in verdicts] == [None, "invalid_event", "impersonation"]
+
+
+@pytest.mark.parametrize("spoil,reason", [
+    (lambda b, k: {**b, "events": [*b["events"], b["events"][0]]}, "bad_signature"),
+    (lambda b, k: {**b, "events": b["events"][:1]}, "bad_signature"),  # one dropped
+    (lambda b, k: {**b, "to": "baoshan"}, "bad_signature"),
+    (lambda b, k: {**b, "events": []}, "invalid"),
+    (lambda b, k: {**b, "events": [{}] * 201}, "invalid"),  # more than a bundle holds
+    (lambda b, k: {**b, "from": "changshu"}, "unknown_sender"),
+    (lambda b, k: signing.sign_bundle(k["kunshan"], "taicang", "jiading", b["events"]),
+     "unknown_key"),
+])
+def test_a_spoilt_bundle_is_refused_whole(keys, partners, spoil, reason):
+    whole, verdicts = check_message(spoil(bundle(keys, [handover(city="taicang")] * 2), keys),
+                                    partners)
+    assert whole is not None and whole.reason == reason and verdicts == []
+
+
+def test_a_bundle_outside_the_window_or_for_another_city_is_refused_whole(keys, partners):
+    events = [handover(city="taicang")]
+    assert check_message(bundle(keys, events, at=NOW - timedelta(minutes=6)),
+                         partners)[0].reason == "stale"
+    assert check_message(bundle(keys, events, to="baoshan"),
+                         partners)[0].reason == "wrong_destination"
