@@ -28,6 +28,7 @@ from services.common.geo import CityLocator, to_utm, to_wgs84, unproject_geometr
 from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
 from services.common.pagination import decode_cursor, encode_cursor
+from services.common.plates import normalise_plate
 from services.jointops import domain
 from services.jointops.models import (
     feed_alerts,
@@ -239,13 +240,19 @@ class OperationStore:
             problems = []
             if city is None:
                 problems.append("the place lies outside the five cities")
+            plate = v.get("plate")
+            if plate is not None:
+                try:
+                    plate = normalise_plate(plate)
+                except ValueError as exc:
+                    problems.append(str(exc))
             if not (row.starts_at - OCCURRED_SLACK <= v["occurred_at"]
                     <= min(row.ends_at + OCCURRED_SLACK, now + FUTURE_TOLERANCE)):
                 problems.append("occurred_at lies outside the operation's window, or ahead")
             if problems:
                 v_errors[str(i)] = problems
                 continue
-            found.append({**v, "violation_id": str(uuid.uuid4()), "city": city,
+            found.append({**v, "plate": plate, "violation_id": str(uuid.uuid4()), "city": city,
                           "location": {"lon": round(lon, 7), "lat": round(lat, 7)}})
         if v_errors:
             errors["violations"] = v_errors

@@ -33,6 +33,7 @@ from shapely.geometry import LineString
 from shapely.geometry.base import BaseGeometry
 
 from services.common.geo import _utm_transformer, project_geometry, to_utm, to_wgs84
+from services.common.plates import normalise_plate  # noqa: F401  (re-exported)
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 ALERT_KINDS = ("no_permit", "unknown_vehicle", "out_of_hours", "route_deviation",
@@ -89,20 +90,6 @@ class Thresholds:
 # --------------------------------------------------------------------------------------------
 # Plates, positions
 # --------------------------------------------------------------------------------------------
-
-_PLATE = re.compile(r"^[\u4e00-\u9fff][A-Z][A-Z0-9]{5,6}$")
-_PLATE_NOISE = re.compile(r"[\s·•．.\-_]")
-
-
-def normalise_plate(plate: str) -> str:
-    """`苏E·12345`, `苏e 12345`, `苏E-12345` -> `苏E12345`; ValueError if it is not a plate."""
-    if not isinstance(plate, str):
-        raise ValueError("plate must be a string")
-    value = _PLATE_NOISE.sub("", plate).upper()
-    if not _PLATE.match(value):
-        raise ValueError(f"not a Chinese vehicle plate: {plate!r}")
-    return value
-
 
 @dataclass(frozen=True)
 class Point:

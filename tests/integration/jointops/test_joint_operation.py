@@ -185,6 +185,7 @@ def test_the_whole_joint_operation(platform, people):
     assert r.status_code == 201, r.text
     j_report = r.json()
     assert [v["city"] for v in j_report["violations"]] == ["jiading", "taicang"]
+    assert [v["plate"] for v in j_report["violations"]] == ["沪D12345", "苏E54321"]
     r = people["taicang"].post(f"/api/v1/jointops/{op_id}/reports", {
         "checkpoint": "CP1", "team": "嘉定三中队", "vehicles_checked": 9, "violations": [
             {"plate": "苏E·11111", "category": "construction_waste",
@@ -503,6 +504,9 @@ def test_bad_reports_are_refused_and_nothing_is_stored(platform, people):
         "violation before the operation": {"checkpoint": "CP1", "vehicles_checked": 1,
                                            "violations": [violation(occurred_at=iso(
                                                now - timedelta(hours=5)))]},
+        "violation with something that is not a plate": {
+            "checkpoint": "CP1", "vehicles_checked": 1,
+            "violations": [violation(plate="not a plate")]},
         "violation of an unknown category": {"checkpoint": "CP1", "vehicles_checked": 1,
                                              "violations": [violation(category="noise")]},
         "negative vehicles": {"checkpoint": "CP1", "vehicles_checked": -1},
