@@ -37,9 +37,9 @@ class BorderAreaSchema(Schema):
 
     @validates_schema
     def _pair(self, data, **kwargs):
-        if len(set(data["cities"])) != 2:
+        if len(set(data.get("cities") or [])) != 2:
             raise ValidationError("two different cities", "cities")
-        if (data["from_point"] is None) != (data["to_point"] is None):
+        if (data.get("from_point") is None) != (data.get("to_point") is None):
             raise ValidationError("give both `from` and `to`, or neither", "to")
 
 
@@ -50,7 +50,7 @@ class AreaInSchema(Schema):
 
     @validates_schema
     def _one(self, data, **kwargs):
-        if (data["polygon"] is None) == (data["border"] is None):
+        if (data.get("polygon") is None) == (data.get("border") is None):
             raise ValidationError("give exactly one of `polygon` and `border`", "area")
 
 
@@ -82,10 +82,12 @@ class PlanInSchema(Schema):
 
 
 class PlanPatchSchema(PlanInSchema):
-    """Any subset of a plan; what is given replaces what was there."""
+    """Any subset of a plan's fields; each one given is whole and replaces what was there (an
+    `area` or `checkpoints` given is checked as in a new plan)."""
 
     def __init__(self, *args, **kwargs):
-        kwargs["partial"] = True
+        # partial at the top level only: nested areas and checkpoints stay complete
+        kwargs["partial"] = tuple(PlanInSchema._declared_fields)
         super().__init__(*args, **kwargs)
 
 

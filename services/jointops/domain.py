@@ -152,6 +152,7 @@ def check_plan(plan: dict, lead_city: str, locator: CityLocator) -> dict:
         lon, lat = to_wgs84(loc["lon"], loc["lat"], loc.get("crs", "WGS84"))
         if utm.distance(Point(*to_utm(lon, lat))) > CHECKPOINT_TOLERANCE_M:
             problems.append("the checkpoint lies outside the operation's area")
+        follows = cp.get("starts_at") is None and cp.get("ends_at") is None
         cp_starts = cp.get("starts_at") or starts
         cp_ends = cp.get("ends_at") or ends
         if cp_ends <= cp_starts:
@@ -164,7 +165,9 @@ def check_plan(plan: dict, lead_city: str, locator: CityLocator) -> dict:
         checkpoints.append({"code": cp["code"], "name": cp["name"],
                             "location": {"lon": round(lon, 7), "lat": round(lat, 7)},
                             "starts_at": cp_starts, "ends_at": cp_ends,
-                            "teams_needed": cp["teams_needed"]})
+                            "teams_needed": cp.get("teams_needed", 1),
+                            # the operation's own window: moves with it on a revision
+                            "follows_window": follows})
     if cp_errors:
         raise InvalidInput("some checkpoints are not valid", {"checkpoints": cp_errors})
     return {"name": plan["name"], "kind": plan["kind"], "partners": partners,
@@ -290,7 +293,10 @@ def after_action(op: dict, reports: list[dict], violations: list[dict]) -> dict:
     for v in violations:
         viol_by_city[v["reported_by"]].append(v)
         viol_by_cp[v["checkpoint"]].append(v)
-    cities = [op["lead_city"], *op["partners"]]
+    # the participants, and any other city where a violation's lead and case are
+    cities = list(dict.fromkeys([op["lead_city"], *op["partners"],
+                                 *sorted({v["handled_by"] for v in violations
+                                          if v["handled_by"]})]))
     by_city = [{"city": c, "name": f"{CITIES[c].name_zh} {CITIES[c].name_en}",
                 **figures(reports_by_city[c], viol_by_city[c]),
                 "cases_here": sum(1 for v in violations if v["handled_by"] == c

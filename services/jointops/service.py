@@ -171,7 +171,11 @@ class JointOpsService(Observable):
                 outcomes[i] = Refusal("invalid", f"{exc}: {exc.errors}")
         fresh = self.db.first_deliveries([(e.id, e.type) for e in events], "follow")
         store = self._store()
-        for event in events:
+        # by the lead they concern (each lead's events keep their order): violation rows are
+        # locked in one order by every replica, so two batches cannot deadlock
+        for event in sorted(events, key=lambda e: str(
+                e.data.get("lead_id") if e.city == setting("CITY")
+                else e.data.get("origin_lead_id"))):
             if event.id in fresh:
                 fresh.discard(event.id)
                 store.follow(event)

@@ -190,7 +190,17 @@ class OperationStore:
             "SELECT pg_advisory_xact_lock(hashtextextended('jointops-team:' || :city || ':' "
             "|| k, 0)) FROM unnest(CAST(:keys AS text[])) AS k ORDER BY k"),
             {"city": self.city, "keys": keys})
-        clashes = self.s.execute(
+        clashes = self._clashes(op_id, keys, starts, ends)
+        if clashes:
+            raise Conflict("a team is already committed to an operation at the same time", {
+                "teams": [f"{c.name}: {c.op_name} ({c.id}), {iso_utc(c.starts_at)} – "
+                          f"{iso_utc(c.ends_at)}" for c in clashes]})
+
+    def _clashes(self, op_id: str, keys: list[str], starts: datetime, ends: datetime) -> list:
+        """This city's teams among `keys` committed to another operation at the same time."""
+        if not keys:
+            return []
+        return self.s.execute(
             select(teams.c.name, operations.c.id, operations.c.name.label("op_name"),
                    operations.c.starts_at, operations.c.ends_at)
             .join(operations, operations.c.id == teams.c.operation_id)
@@ -198,10 +208,6 @@ class OperationStore:
                    operations.c.id != op_id,
                    operations.c.status.in_(domain.HOLDS_TEAMS),
                    operations.c.starts_at < ends, operations.c.ends_at > starts)).all()
-        if clashes:
-            raise Conflict("a team is already committed to an operation at the same time", {
-                "teams": [f"{c.name}: {c.op_name} ({c.id}), {iso_utc(c.starts_at)} – "
-                          f"{iso_utc(c.ends_at)}" for c in clashes]})
 
     def _replace_teams(self, op_id: str, city: str, new_teams: list[dict], now) -> None:
         self.s.execute(delete(teams).where(teams.c.operation_id == op_id, teams.c.city == city))
@@ -303,11 +309,14 @@ class OperationStore:
             return Refusal("not_ours", f"{event.city} published operation {op_id} led by "
                                        f"{d['lead_city']} for {d['partners']}, not {self.city}")
         existing = self.s.execute(select(operations.c.revision, operations.c.status,
-                                         operations.c.owner)
+                                         operations.c.owner, operations.c.lead_city)
                                   .where(operations.c.id == op_id).with_for_update()).first()
         if existing is not None and existing.owner:
             return Refusal("not_ours", f"{event.city} published operation {op_id}, which "
                                        f"{self.city} leads")
+        if existing is not None and existing.lead_city != event.city:
+            return Refusal("not_ours", f"{event.city} published operation {op_id}, which "
+                                       f"{existing.lead_city} leads")
         now = self.clock.now()
         columns = {"name": d["name"], "kind": d["kind"], "partners": d["partners"],
                    "starts_at": d["starts_at"], "ends_at": d["ends_at"], "area": d["area"],
@@ -336,6 +345,16 @@ class OperationStore:
         refusal = self._refuse_unless_partner(op_id, d["city"], event.city, lock=True)
         if refusal:
             return refusal
+        status = self.s.execute(select(operations.c.status).where(
+            operations.c.id == op_id)).scalar()
+        if status not in ("invited", "confirmed"):
+            return Refusal("closed", f"{d['city']} answered operation {op_id}, which is "
+                                     f"{status}: answers close when it starts")
+        earlier = self.s.execute(select(invitations.c.answered_at).where(
+            invitations.c.operation_id == op_id, invitations.c.city == d["city"])).scalar()
+        if earlier is not None and earlier > d["answered_at"]:
+            log.info("an older answer ignored", operation_id=op_id, city=d["city"])
+            return None
         status = "accepted" if d["decision"] == "accept" else "declined"
         self._set_invitation(op_id, d["city"], status, d.get("note"), d["answered_by"],
                              d["answered_at"], d["revision"])
@@ -355,10 +374,17 @@ class OperationStore:
         d = event.data
         refusal = self._refuse_unless_partner(str(d["operation_id"]), d["reported_by"],
                                               event.city)
-        if refusal is None:
-            self._advance(str(d["violation_id"]), d["state"], lead_id=d["lead_id"],
-                          handled_by=d["handled_by"], case_no=d["case_no"], notify=False)
-        return refusal
+        if refusal is not None:
+            return refusal
+        found = self._advance(str(d["violation_id"]), d["state"], lead_id=d["lead_id"],
+                              handled_by=d["handled_by"], case_no=d["case_no"], notify=False,
+                              operation_id=str(d["operation_id"]), reported_by=d["reported_by"])
+        if not found:
+            # its report (another queue) has not been applied yet: retried with backoff, then
+            # parked with this error if the report never comes
+            raise ViolationNotYetKnown(f"violation {d['violation_id']} of {d['reported_by']} "
+                                       f"in operation {d['operation_id']} is not known (yet)")
+        return None
 
     def on_alert_attached(self, event: Event) -> Refusal | None:
         d = event.data
@@ -436,19 +462,26 @@ class OperationStore:
                       own=True)
 
     def _advance(self, violation_id: str, state: str, lead_id=None, handled_by=None,
-                 case_no=None, own: bool = False, notify: bool = True) -> None:
+                 case_no=None, own: bool = False, notify: bool = True,
+                 operation_id: str | None = None, reported_by: str | None = None) -> bool:
+        """Move a violation forward; False when no such violation (of that operation and
+        reporter, when given) is known here."""
         try:
             violation_id = str(uuid.UUID(str(violation_id)))
         except ValueError:
-            return
+            return False
         conditions = [violations.c.id == violation_id]
         if own:
             conditions.append(violations.c.reported_by == self.city)
+        if operation_id is not None:
+            conditions.append(violations.c.operation_id == operation_id)
+        if reported_by is not None:
+            conditions.append(violations.c.reported_by == reported_by)
         row = self.s.execute(select(violations, operations.c.lead_city, operations.c.owner)
                              .join(operations, operations.c.id == violations.c.operation_id)
                              .where(*conditions).with_for_update(of=violations)).first()
         if row is None:
-            return
+            return False
         values = {"updated_at": self.clock.now()}
         if lead_id and row.lead_id is None:
             values["lead_id"] = str(lead_id)
@@ -459,7 +492,7 @@ class OperationStore:
         if domain.advances(row.state, state):
             values["state"] = state
         elif len(values) == 1:
-            return
+            return True
         self.s.execute(update(violations).where(violations.c.id == violation_id).values(**values))
         if notify and not row.owner:
             m = {**row._mapping, **values}
@@ -469,6 +502,7 @@ class OperationStore:
                 "state": m["state"], "lead_id": m["lead_id"] and str(m["lead_id"]),
                 "handled_by": m["handled_by"], "case_no": m["case_no"],
                 "at": values["updated_at"]})
+        return True
 
     # views -------------------------------------------------------------------------------------
     def view(self, op_id: str) -> dict:
@@ -481,7 +515,7 @@ class OperationStore:
         if query.get("cursor"):
             at, last_id = decode_cursor(query["cursor"], 2)
             try:
-                at, last_id = datetime.fromisoformat(at), str(uuid.UUID(last_id))
+                at, last_id = datetime.fromisoformat(at), str(uuid.UUID(str(last_id)))
             except (ValueError, TypeError) as exc:
                 raise InvalidInput("invalid cursor", {"cursor": ["not a cursor"]}) from exc
             conditions.append(or_(operations.c.created_at < at, and_(
@@ -570,6 +604,11 @@ class OperationStore:
         pending = [i["city"] for i in invites if i["status"] == "pending"]
         if pending and row.status in ("invited", "confirmed"):
             warnings.append(f"no answer yet from: {', '.join(pending)}")
+        own = sorted({t["team_key"] for t in all_teams if t["city"] == self.city})
+        if row.status in domain.HOLDS_TEAMS - {"completed", "reported"}:
+            for c in self._clashes(str(row.id), own, row.starts_at, row.ends_at):
+                warnings.append(f"team {c.name} is also committed to {c.op_name} ({c.id}) "
+                                "at the same time")
         stale = [i["city"] for i in invites if i["status"] != "pending"
                  and (i["revision_seen"] or 0) < row.revision]
         if stale and row.owner and row.status in ("invited", "confirmed"):
@@ -692,9 +731,15 @@ class OperationStore:
                 "categories": list(row.categories), "briefing": row.briefing,
                 "checkpoints": [{"code": c["code"], "name": c["name"],
                                  "location": {**c["location"], "crs": "WGS84"},
-                                 "starts_at": datetime.fromisoformat(c["starts_at"]),
-                                 "ends_at": datetime.fromisoformat(c["ends_at"]),
+                                 "starts_at": None if c.get("follows_window")
+                                 else datetime.fromisoformat(c["starts_at"]),
+                                 "ends_at": None if c.get("follows_window")
+                                 else datetime.fromisoformat(c["ends_at"]),
                                  "teams_needed": c["teams_needed"]} for c in row.checkpoints]}
+
+
+class ViolationNotYetKnown(Exception):
+    """A partner's update about a violation whose report has not been applied here yet."""
 
 
 SYSTEM = {"org_id": "system:jointops", "org_name": "联合整治计时 Operation timer",

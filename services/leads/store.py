@@ -74,11 +74,13 @@ class LeadStore:
         now = _now()
         lead_id = str(uuid.uuid4())
 
-        # Serialise with any concurrent lead near this point, then look for an open duplicate.
-        self.s.execute(LOCK_CELLS, {"keys": domain.dedup_lock_keys(
-            lead["category"], lon, lat, policy.radius_m)})
-        dup = self._find_duplicate(lead["category"], lon, lat, lead["occurred_at"],
-                                   policy) if deduplicate else None
+        # Serialise with any concurrent lead near this point, then look for an open duplicate
+        # (a lead that is never merged takes no locks).
+        dup = None
+        if deduplicate:
+            self.s.execute(LOCK_CELLS, {"keys": domain.dedup_lock_keys(
+                lead["category"], lon, lat, policy.radius_m)})
+            dup = self._find_duplicate(lead["category"], lon, lat, lead["occurred_at"], policy)
 
         status = "merged" if dup else routing.status
         row = {

@@ -265,3 +265,20 @@ def test_a_violation_never_moves_back():
     assert domain.advances("handed_over", "case_opened")
     assert not domain.advances("case_opened", "accepted")
     assert not domain.advances("case_closed", "case_closed")
+
+
+def test_a_case_opened_in_a_city_outside_the_operation_is_counted_there():
+    vs = [violation(1, "taicang", "CP1", "kunshan", "case_opened"),
+          violation(2, "taicang", "CP1", "taicang", "case_opened")]
+    report = domain.after_action(OP, [{"city": "taicang", "checkpoint": "CP1",
+                                       "vehicles_checked": 3}], vs)
+    here = {c["city"]: c["cases_here"] for c in report["by_city"]}
+    assert here == {"taicang": 1, "jiading": 0, "baoshan": 0, "kunshan": 1}
+    assert sum(here.values()) == report["totals"]["cases_opened"] == 2
+
+
+def test_a_checkpoint_without_its_own_window_follows_the_operations():
+    checked = domain.check_plan(plan(checkpoints=[
+        cp("A", CP_TC), cp("B", CP_TC, starts_at=START + timedelta(hours=1), ends_at=END)]),
+        "taicang", LOC)
+    assert [c["follows_window"] for c in checked["checkpoints"]] == [True, False]
