@@ -2,6 +2,7 @@
 Jiading; once they are back, all 1,000 arrive, each exactly once, and Taicang sees each received."""
 
 import math
+from datetime import UTC, datetime, timedelta
 
 import eventlet
 import pytest
@@ -44,7 +45,11 @@ def test_thousand_handovers_survive_the_partner_being_down(platform):
     try:
         source = platform.client("taicang", "Store Forward Sanitation 环卫", "source")
         tag = f"SF-{id(down)}"
-        bodies = [lead_body(point=p, category="illegal_dumping", source_ref=f"{tag}-{i:04d}")
+        # seen six hours ago: no lead of another test (seen minutes ago, maybe at one of
+        # these points) is within the 30-minute dedup window, so none of these merges
+        seen = (datetime.now(UTC) - timedelta(hours=6)).isoformat()
+        bodies = [lead_body(point=p, category="illegal_dumping", source_ref=f"{tag}-{i:04d}",
+                            occurred_at=seen)
                   for i, p in enumerate(_points_in_jiading(N))]
         pool = eventlet.GreenPool(16)
         results = list(pool.imap(lambda b: source.post("/api/v1/leads", b), bodies))
