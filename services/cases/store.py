@@ -12,7 +12,7 @@ import uuid
 from datetime import datetime
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import and_, func, insert, or_, select, text, update
+from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts.envelope import Event
@@ -26,7 +26,7 @@ from services.common.db import UnitOfWork, make_engine
 from services.common.geo import SquadZones
 from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import page
 
 log = get_logger(__name__)
 
@@ -340,19 +340,7 @@ class CaseStore:
             conditions.append(c.opened_at >= query["opened_from"])
         if "opened_to" in query:
             conditions.append(c.opened_at < query["opened_to"])
-        if query.get("cursor"):
-            at, last_id = decode_cursor(query["cursor"], 2)
-            try:
-                at, last_id = datetime.fromisoformat(at), str(uuid.UUID(last_id))
-            except (ValueError, TypeError) as exc:
-                raise InvalidInput("invalid cursor", {"cursor": ["not a cursor"]}) from exc
-            conditions.append(or_(c.opened_at < at, and_(c.opened_at == at, c.id < last_id)))
-        limit = query["limit"]
-        rows = self.s.execute(select(cases).where(*conditions)
-                              .order_by(c.opened_at.desc(), c.id.desc()).limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = encode_cursor(rows[-1].opened_at, str(rows[-1].id)) if more else None
+        rows, cursor = page(self.s, cases, query, conditions, at=c.opened_at)
         return {"items": [self._full(r) for r in rows], "next_cursor": cursor}
 
     def _full(self, row) -> dict:

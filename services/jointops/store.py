@@ -27,7 +27,7 @@ from services.common.entrypoints import Refusal
 from services.common.geo import CityLocator, to_utm, to_wgs84, unproject_geometry
 from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import page
 from services.common.plates import normalise_plate
 from services.jointops import domain
 from services.jointops.models import (
@@ -512,20 +512,7 @@ class OperationStore:
         conditions = []
         if query.get("status"):
             conditions.append(operations.c.status == query["status"])
-        if query.get("cursor"):
-            at, last_id = decode_cursor(query["cursor"], 2)
-            try:
-                at, last_id = datetime.fromisoformat(at), str(uuid.UUID(str(last_id)))
-            except (ValueError, TypeError) as exc:
-                raise InvalidInput("invalid cursor", {"cursor": ["not a cursor"]}) from exc
-            conditions.append(or_(operations.c.created_at < at, and_(
-                operations.c.created_at == at, operations.c.id < last_id)))
-        limit = query["limit"]
-        rows = self.s.execute(select(operations).where(*conditions).order_by(
-            operations.c.created_at.desc(), operations.c.id.desc()).limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = encode_cursor(rows[-1].created_at, str(rows[-1].id)) if more else None
+        rows, cursor = page(self.s, operations, query, conditions, at=operations.c.created_at)
         return {"items": [self._view(r) for r in rows], "next_cursor": cursor}
 
     def feed(self, op_id: str, positions) -> dict:

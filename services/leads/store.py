@@ -7,18 +7,18 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from nameko.extensions import DependencyProvider
-from sqlalchemy import and_, insert, or_, select, text, update
+from sqlalchemy import insert, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from contracts.envelope import Event
-from contracts.errors import Conflict, InvalidInput, NotFound
+from contracts.errors import Conflict, NotFound
 from services.common.config import setting
 from services.common.db import UnitOfWork
 from services.common.geo import SquadZones, default_city_locator, to_wgs84
 from services.common.inputs import iso_utc
 from services.common.logging import get_logger
 from services.common.metrics import LEADS
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import page
 from services.leads import domain
 from services.leads.models import OPEN_STATUSES, lead_history, leads
 
@@ -320,18 +320,7 @@ class LeadStore:
             conditions.append(leads.c.submitted_at >= query["submitted_from"])
         if "submitted_to" in query:
             conditions.append(leads.c.submitted_at < query["submitted_to"])
-        if query.get("cursor"):
-            at, last_id = _decode_cursor(query["cursor"])
-            conditions.append(or_(leads.c.submitted_at < at,
-                                  and_(leads.c.submitted_at == at, leads.c.id < last_id)))
-        limit = query["limit"]
-        rows = self.s.execute(
-            select(leads).where(*conditions)
-            .order_by(leads.c.submitted_at.desc(), leads.c.id.desc()).limit(limit + 1)
-        ).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = encode_cursor(rows[-1].submitted_at, str(rows[-1].id)) if more else None
+        rows, cursor = page(self.s, leads, query, conditions, at=leads.c.submitted_at)
         return {"items": [self._full(r) for r in rows], "next_cursor": cursor}
 
     # helpers -------------------------------------------------------------------------------
@@ -395,15 +384,5 @@ class LeadStore:
 def _str(value):
     return None if value is None else str(value)
 
-
-
-
-def _decode_cursor(cursor: str) -> tuple[datetime, str]:
-    """(submitted_at, lead id) of the last lead a page showed, or `InvalidInput`."""
-    at, lead_id = decode_cursor(cursor, 2)
-    try:
-        return datetime.fromisoformat(at), str(uuid.UUID(lead_id))
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput("invalid cursor", {"cursor": ["not a cursor this API issued"]}) from exc
 
 

@@ -27,7 +27,7 @@ from services.common.config import setting
 from services.common.db import UnitOfWork, make_engine
 from services.common.inputs import iso_utc, jsonable
 from services.common.logging import get_logger
-from services.common.pagination import decode_cursor, encode_cursor
+from services.common.pagination import page
 from services.common.workcal import DEFAULT_PERIODS, WorkCalendar, parse_year
 from services.supervision import domain
 from services.supervision.models import (
@@ -300,18 +300,8 @@ class SupervisionStore:
         conditions = [n[k] == query[k] for k in ("kind", "status", "squad") if k in query]
         if "case_id" in query:
             conditions.append(n.case_id == str(query["case_id"]))
-        if query.get("cursor"):
-            (last_id,) = decode_cursor(query["cursor"], 1)
-            if not isinstance(last_id, int):
-                raise InvalidInput("invalid cursor", {"cursor": ["not a cursor"]})
-            conditions.append(n.id < last_id)
-        limit = query["limit"]
-        rows = self.s.execute(select(notices).where(*conditions).order_by(n.id.desc())
-                              .limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        return {"items": [_notice_view(r) for r in rows],
-                "next_cursor": encode_cursor(rows[-1].id) if more else None}
+        rows, cursor = page(self.s, notices, query, conditions)
+        return {"items": [_notice_view(r) for r in rows], "next_cursor": cursor}
 
     # handovers left undecided (督办 before there is a case) ----------------------------------
     def order_for_handover(self, event: Event, now: datetime) -> None:
@@ -343,23 +333,14 @@ class SupervisionStore:
     def list_handover_orders(self, query: dict) -> dict:
         h = handover_orders.c
         conditions = [h.status == query["status"]] if "status" in query else []
-        if query.get("cursor"):
-            (last_id,) = decode_cursor(query["cursor"], 1)
-            if not isinstance(last_id, int):
-                raise InvalidInput("invalid cursor", {"cursor": ["not a cursor"]})
-            conditions.append(h.id < last_id)
-        limit = query["limit"]
-        rows = self.s.execute(select(handover_orders).where(*conditions).order_by(h.id.desc())
-                              .limit(limit + 1)).all()
-        more = len(rows) > limit
-        rows = rows[:limit]
+        rows, cursor = page(self.s, handover_orders, query, conditions)
         return {"items": [{
             "id": r.id, "lead_id": str(r.lead_id), "origin_city": r.origin_city,
             "origin_lead_id": str(r.origin_lead_id), "category": r.category, "squad": r.squad,
             "title": r.title, "recipient": r.recipient, "received_at": iso_utc(r.received_at),
             "issued_at": iso_utc(r.issued_at), "status": r.status,
             "closed_at": iso_utc(r.closed_at), "outcome": r.outcome} for r in rows],
-            "next_cursor": encode_cursor(rows[-1].id) if more else None}
+            "next_cursor": cursor}
 
     def loop(self, case_id: str) -> dict:
         """The five-step loop of a case: assignment, deadline, feedback, evaluation, review."""

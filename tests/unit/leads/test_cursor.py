@@ -1,4 +1,5 @@
-"""Unit tests for the list cursor of services.leads.store (opaque, URL-safe, validated)."""
+"""Unit tests for the list cursor of leads, cases and joint operations (opaque, URL-safe,
+validated): services.common.pagination."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 
 from contracts.errors import InvalidInput
+from services.common.pagination import decode_time_cursor as _decode_cursor
 from services.common.pagination import encode_cursor as _encode_cursor
-from services.leads.store import _decode_cursor
 
 
 def _b64(raw: bytes) -> str:
