@@ -1,5 +1,6 @@
 """RPC client dependency for calling other services."""
 
+import eventlet
 from nameko.rpc import ServiceRpc as _NamekoServiceRpc
 
 
@@ -12,3 +13,12 @@ class ServiceRpc(_NamekoServiceRpc):
     def setup(self):
         super().setup()
         self.publisher.declare = []
+
+
+def call_within(method, *args, timeout: float):
+    """Call another service by RPC with a deadline: its answer, or `TimeoutError` when it has
+    not answered within `timeout` seconds (a silent service is an answer, not a hang)."""
+    reply = method.call_async(*args)
+    with eventlet.Timeout(timeout, False):
+        return reply.result()
+    raise TimeoutError(f"no answer within {timeout:g} s")

@@ -12,7 +12,6 @@ import time
 import uuid
 from dataclasses import dataclass, field
 
-import eventlet
 from marshmallow import Schema, ValidationError
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -23,6 +22,7 @@ from services.common.config import setting
 from services.common.entrypoints import http
 from services.common.logging import get_logger
 from services.common.metrics import HTTP_REQUESTS, HTTP_SECONDS
+from services.common.rpc import call_within
 from services.gateway import problems
 from services.gateway.models import idempotency_keys
 from services.gateway.problems import Problem
@@ -160,11 +160,11 @@ def _validate(schema_cls, data: dict, where: str) -> dict:
 def rpc_call(method, *args):
     """Call another service by RPC with a deadline; a silent service is a 503, not a hang."""
     timeout = float(setting("RPC_TIMEOUT", 10))
-    reply = method.call_async(*args)
-    with eventlet.Timeout(timeout, False):
-        return reply.result()
-    raise Problem(503, "unavailable", "Service unavailable 服务暂不可用",
-                  f"no answer within {timeout:g} s; retry later")
+    try:
+        return call_within(method, *args, timeout=timeout)
+    except TimeoutError:
+        raise Problem(503, "unavailable", "Service unavailable 服务暂不可用",
+                      f"no answer within {timeout:g} s; retry later") from None
 
 
 def idempotent_call(service, ctx: RequestContext, key: str, op: Operation, call):

@@ -3,7 +3,6 @@ in `store.py`."""
 
 from __future__ import annotations
 
-import eventlet
 from nameko.extensions import DependencyProvider
 
 from contracts.envelope import Event, EventValidationError
@@ -18,7 +17,7 @@ from services.common.geo import default_city_locator
 from services.common.inputs import load, require_role
 from services.common.logging import get_logger
 from services.common.observability import Observable
-from services.common.rpc import ServiceRpc
+from services.common.rpc import ServiceRpc, call_within
 from services.common.timers import timer
 from services.jointops import domain, models
 from services.jointops.store import OperationStore
@@ -92,10 +91,8 @@ class JointOpsService(Observable):
     def _positions(self, bbox, since, until):
         """The transport service's latest positions, or `TimeoutError` after half the RPC
         timeout (the feed then says the trucks are unavailable)."""
-        reply = self.transport.latest_positions.call_async(bbox, since, until)
-        with eventlet.Timeout(float(setting("RPC_TIMEOUT", 10)) / 2, False):
-            return reply.result()
-        raise TimeoutError("the transport service did not answer")
+        return call_within(self.transport.latest_positions, bbox, since, until,
+                           timeout=float(setting("RPC_TIMEOUT", 10)) / 2)
 
     # reading -----------------------------------------------------------------------------------
     @rpc
