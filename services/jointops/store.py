@@ -71,7 +71,7 @@ class OperationStore:
                "created_at": now, "updated_at": now, "trace_id": self.db.trace_id}
         self.s.execute(operations.insert().values(**row))
         log.info("operation planned", operation_id=op_id, name=checked["name"])
-        return self._view(self._row(op_id))
+        return self._view(self._get(op_id))
 
     def revise(self, caller: dict, op_id: str, patch: dict) -> dict:
         row = self._owned(op_id, for_update=True)
@@ -88,7 +88,7 @@ class OperationStore:
         if checked["ends_at"] <= self.clock.now():
             raise InvalidInput("the window has already ended", {"ends_at": ["in the past"]})
         own_teams = self._teams(op_id, self.city)
-        domain.check_teams([_team_in(t) for t in own_teams], checked["checkpoints"])
+        domain.check_teams(own_teams, checked["checkpoints"])
         self._refuse_conflicts(op_id, own_teams, checked["starts_at"], checked["ends_at"])
         now = self.clock.now()
         self.s.execute(update(operations).where(operations.c.id == op_id).values(
@@ -99,7 +99,7 @@ class OperationStore:
             self._publish(op_id, "revised")
         log.info("operation revised", operation_id=op_id, revision=row.revision + 1,
                  by=_actor(caller))
-        return self._view(self._row(op_id))
+        return self._view(self._get(op_id))
 
     def transition(self, caller: dict, op_id: str, action: str, now: datetime | None = None
                    ) -> dict:
@@ -119,7 +119,7 @@ class OperationStore:
             self._publish(op_id, domain.CHANGE_OF[action])
         log.info("operation moved", operation_id=op_id, action=action, status=target,
                  by=_actor(caller))
-        return self._view(self._row(op_id))
+        return self._view(self._get(op_id))
 
     def tick(self, now: datetime) -> list[dict]:
         """Start confirmed operations whose window opened and end active ones whose window
@@ -144,7 +144,7 @@ class OperationStore:
             raise Conflict(f"teams cannot be committed to an operation that is {row.status}",
                            {"status": [row.status]})
         self._store_own_teams(row, new_teams)
-        return self._view(self._row(op_id))
+        return self._view(self._get(op_id))
 
     def answer(self, caller: dict, op_id: str, answer: dict) -> dict:
         """A partner bureau's answer to the lead city's invitation, with its teams."""
@@ -171,7 +171,7 @@ class OperationStore:
             "revision": row.revision})
         log.info("invitation answered", operation_id=op_id, decision=answer["decision"],
                  teams=len(answer["teams"]))
-        return self._view(self._row(op_id))
+        return self._view(self._get(op_id))
 
     def _store_own_teams(self, row, new_teams: list[dict]) -> None:
         domain.check_teams(new_teams, row.checkpoints)
@@ -626,7 +626,7 @@ class OperationStore:
 
     # helpers ----------------------------------------------------------------------------------
     def _publish(self, op_id: str, change: str) -> None:
-        row = self._row(op_id)
+        row = self._get(op_id)
         if not row.partners:
             return
         self.db.emit("jointops.operation_published", op_id, {
@@ -669,9 +669,6 @@ class OperationStore:
         if row is None:
             raise NotFound(f"no operation {op_id}")
         return row
-
-    def _row(self, op_id: str):
-        return self._get(op_id)
 
     def _owned(self, op_id: str, for_update: bool = False):
         row = self._get(op_id, for_update)
@@ -739,11 +736,6 @@ FOLLOWED = {("lead.accepted", True): "accepted", ("lead.rejected", True): "rejec
             ("lead.submitted", False): "received", ("lead.accepted", False): "accepted",
             ("lead.rejected", False): "rejected", ("case.opened", False): "case_opened",
             ("case.closed", False): "case_closed"}
-
-
-def _team_in(team: dict) -> dict:
-    return {k: team[k] for k in ("name", "checkpoint", "people", "vehicles", "leader",
-                                 "contact")} | {"team_key": team["team_key"]}
 
 
 def _wgs84_bbox(utm_bounds: list[float]) -> list[float]:

@@ -14,8 +14,9 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support import wait_for
+from support import TEST_SITE, wait_for
 
+from services.common import parking
 from services.common.geo import default_city_locator, to_utm, unproject_geometry
 from services.jointops import domain
 
@@ -74,6 +75,26 @@ def seen_in(client, op_id, predicate, what):
         r = client.get(f"/api/v1/jointops/{op_id}")
         return r.json() if r.status_code == 200 and predicate(r.json()) else None
     return wait_for(check, timeout=30, what=what)
+
+
+def active_operation(co, partners=("jiading",)) -> tuple[str, datetime]:
+    """An operation of Taicang's, planned around now, invited, confirmed and started."""
+    now = datetime.now(UTC).replace(microsecond=0)
+    r = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1), now + timedelta(hours=2),
+                                              partners=list(partners)))
+    assert r.status_code == 201, r.text
+    op_id = r.json()["operation_id"]
+    for action in ("invite", "confirm", "start"):
+        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    return op_id, now
+
+
+def parked_on(city: str, queue: str, event_id: str) -> dict:
+    """The parked copy of an event on `queue` in `city`, once it is there."""
+    return wait_for(lambda: [p for p in parking.list_parked(
+        TEST_SITE.management_url(), TEST_SITE.vhost(city), 300)
+        if p["queue"] == queue and event_id in (p["payload"] or "")],
+        timeout=40, what=f"{event_id} parked on {queue}")[0]
 
 
 def lead_id_in(platform, city, violation_id):
@@ -266,14 +287,8 @@ def test_the_whole_joint_operation(platform, people):
 
 
 def test_alerts_in_the_area_and_trucks_heading_for_a_checkpoint(platform, people):
-    now = datetime.now(UTC).replace(microsecond=0)
     co = people["coordinator"]
-    r = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1), now + timedelta(hours=2),
-                                              partners=["jiading"]))
-    assert r.status_code == 201, r.text
-    op_id = r.json()["operation_id"]
-    for action in ("invite", "confirm", "start"):
-        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    op_id, now = active_operation(co)
     seen_in(people["jiading"], op_id, lambda o: o["status"] == "active", "active in Jiading")
     r = people["jiading"].post(f"/api/v1/jointops/{op_id}/answer", {"decision": "accept"})
     assert r.status_code == 409  # the invitation closed when the operation started
@@ -398,7 +413,6 @@ def _publish_as_bridge(city: str, event_type: str, sender: str, data: dict) -> d
     """An event as the local bridge re-publishes a verified partner event (signature, window
     and impersonation checks are the bridge's, tested there)."""
     from kombu import Connection, Exchange, Producer
-    from support import TEST_SITE
 
     from contracts.envelope import Event
 
@@ -411,39 +425,25 @@ def _publish_as_bridge(city: str, event_type: str, sender: str, data: dict) -> d
     return wire
 
 
-def _parked(event_id: str, queue: str):
-    from support import TEST_SITE
-
-    from services.common import parking
-
-    return wait_for(lambda: [p for p in parking.list_parked(
-        TEST_SITE.management_url(), TEST_SITE.vhost("taicang"), 200)
-        if p["queue"] == queue and event_id in (p["payload"] or "")],
-        what=f"event {event_id} parked on {queue}")[0]
-
-
 def test_a_partner_speaking_out_of_turn_is_parked_and_changes_nothing(platform, people):
-    now = datetime.now(UTC).replace(microsecond=0)
     co = people["coordinator"]
-    r = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1), now + timedelta(hours=2),
-                                              partners=["jiading"]))
-    op_id = r.json()["operation_id"]
-    for action in ("invite", "confirm", "start"):
-        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    op_id, now = active_operation(co)
     # Baoshan was not invited: its report on Taicang's operation is parked with the reason
     report = {"operation_id": op_id, "lead_city": "taicang", "report_id": str(uuid.uuid4()),
               "city": "baoshan", "checkpoint": "CP1", "team": None, "period_from": now,
               "period_to": now, "vehicles_checked": 5, "violations": [], "note": None,
               "filed_by": "宝山区城管局", "filed_at": now}
     wire = _publish_as_bridge("taicang", "jointops.report_filed", "baoshan", report)
-    parked = _parked(wire["id"], "evt-bridge-jointops.report_filed--jointops.on_partner_report")
+    parked = parked_on("taicang", "evt-bridge-jointops.report_filed--jointops."
+                                  "on_partner_report", wire["id"])
     assert parked["reason"] == "not_a_partner" and "baoshan" in parked["error"]
     # an answer about an operation Taicang does not lead is parked too
     answer = {"operation_id": str(uuid.uuid4()), "lead_city": "taicang", "city": "jiading",
               "decision": "accept", "teams": [], "note": None, "answered_by": "x",
               "answered_at": now, "revision": 1}
     wire = _publish_as_bridge("taicang", "jointops.invitation_answered", "jiading", answer)
-    parked = _parked(wire["id"], "evt-bridge-jointops.invitation_answered--jointops.on_answered")
+    parked = parked_on("taicang", "evt-bridge-jointops.invitation_answered--jointops."
+                                  "on_answered", wire["id"])
     assert parked["reason"] == "not_ours"
     assert platform.scalar("taicang", "SELECT count(*) FROM jointops.reports "
                                       "WHERE operation_id = :o", o=op_id) == 0
@@ -480,13 +480,8 @@ def test_the_window_starts_and_ends_the_operation(platform, people):
 
 
 def test_bad_reports_are_refused_and_nothing_is_stored(platform, people):
-    now = datetime.now(UTC).replace(microsecond=0)
     co = people["coordinator"]
-    op_id = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1),
-                                                  now + timedelta(hours=2),
-                                                  partners=["jiading"])).json()["operation_id"]
-    for action in ("invite", "confirm", "start"):
-        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    op_id, now = active_operation(co)
 
     def violation(**overrides):
         return {"plate": "苏E·00001", "category": "construction_waste",
@@ -531,13 +526,8 @@ def test_the_feed_answers_without_the_transport_service(platform, people):
     feed still answers, with the reports and alerts it has and a note."""
     from liandong import platform as launcher
 
-    now = datetime.now(UTC).replace(microsecond=0)
     co = people["coordinator"]
-    op_id = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1),
-                                                  now + timedelta(hours=2),
-                                                  partners=["jiading"])).json()["operation_id"]
-    for action in ("invite", "confirm", "start"):
-        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
+    op_id, now = active_operation(co)
     assert co.post(f"/api/v1/jointops/{op_id}/reports",
                    {"checkpoint": "CP1", "vehicles_checked": 4}).status_code == 201
     transport = platform.process("taicang", "transport")

@@ -7,42 +7,24 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from support import TEST_SITE, wait_for
 from test_joint_operation import (
     CP1,
     IN_TAICANG,
     _publish_as_bridge,
+    active_operation,
     iso,
+    parked_on,
     plan_body,
     seen_in,
 )
 from test_joint_operation import people as people  # noqa: F401, PLC0414  (the fixture)
 
-from services.common import parking
-
 pytestmark = pytest.mark.integration
-
-
-def _active(co, people, partners=("jiading",)):
-    now = datetime.now(UTC).replace(microsecond=0)
-    op_id = co.post("/api/v1/jointops", plan_body(now - timedelta(hours=1),
-                                                  now + timedelta(hours=2),
-                                                  partners=list(partners))).json()["operation_id"]
-    for action in ("invite", "confirm", "start"):
-        assert co.post(f"/api/v1/jointops/{op_id}/{action}").status_code == 200
-    return op_id, now
-
-
-def _parked_on(city, queue, event_id):
-    return wait_for(lambda: [p for p in parking.list_parked(
-        TEST_SITE.management_url(), TEST_SITE.vhost(city), 300)
-        if p["queue"] == queue and event_id in (p["payload"] or "")],
-        timeout=40, what=f"{event_id} parked on {queue}")[0]
 
 
 def test_a_partner_cannot_move_another_citys_violation(platform, people):
     co = people["coordinator"]
-    op_id, now = _active(co, people)
+    op_id, now = active_operation(co)
     r = people["taicang"].post(f"/api/v1/jointops/{op_id}/reports", {
         "checkpoint": "CP1", "vehicles_checked": 1, "violations": [
             {"plate": "苏E·12121", "category": "construction_waste",
@@ -54,7 +36,7 @@ def test_a_partner_cannot_move_another_citys_violation(platform, people):
         "operation_id": op_id, "lead_city": "taicang", "violation_id": taicangs,
         "reported_by": "jiading", "state": "case_closed", "lead_id": str(uuid.uuid4()),
         "handled_by": "jiading", "case_no": "JD-2026-999999", "at": now})
-    parked = _parked_on("taicang", "evt-bridge-jointops.violation_updated--jointops."
+    parked = parked_on("taicang", "evt-bridge-jointops.violation_updated--jointops."
                                    "on_violation_updated", wire["id"])
     assert "not known" in parked["error"]
     state = platform.scalar("taicang", "SELECT state || '/' || coalesce(case_no, '-') FROM "
@@ -76,7 +58,7 @@ def test_a_third_city_cannot_take_over_a_partners_copy(platform, people):
               "partners": ["jiading"], "starts_at": now, "ends_at": now + timedelta(hours=1),
               "checkpoints": [], "status": "cancelled", "revision": 999, "change": "cancelled"}
     wire = _publish_as_bridge("jiading", "jointops.operation_published", "baoshan", forged)
-    parked = _parked_on("jiading", "evt-bridge-jointops.operation_published--jointops."
+    parked = parked_on("jiading", "evt-bridge-jointops.operation_published--jointops."
                                    "on_published", wire["id"])
     assert parked["reason"] == "not_ours"
     assert platform.scalar("jiading", "SELECT status || '/' || lead_city || '/' || revision "
@@ -86,12 +68,12 @@ def test_a_third_city_cannot_take_over_a_partners_copy(platform, people):
 
 def test_an_answer_that_arrives_after_the_start_changes_nothing(platform, people):
     co = people["coordinator"]
-    op_id, now = _active(co, people)
+    op_id, now = active_operation(co)
     wire = _publish_as_bridge("taicang", "jointops.invitation_answered", "jiading", {
         "operation_id": op_id, "lead_city": "taicang", "city": "jiading",
         "decision": "decline", "teams": [], "note": "late", "answered_by": "x",
         "answered_at": now, "revision": 1})
-    parked = _parked_on("taicang", "evt-bridge-jointops.invitation_answered--jointops."
+    parked = parked_on("taicang", "evt-bridge-jointops.invitation_answered--jointops."
                                    "on_answered", wire["id"])
     assert parked["reason"] == "closed"
     assert platform.scalar("taicang", "SELECT status FROM jointops.invitations WHERE "
