@@ -65,6 +65,7 @@ class Verdict:
     sender: str = "?"
     reason: str | None = None  # None: accepted
     detail: str = ""
+    body: dict | None = None  # the event exactly as received (one of a message's events)
 
     @property
     def accepted(self) -> bool:
@@ -120,12 +121,15 @@ def _check_event(body: dict, sender: str, partner: Partner) -> Verdict:
     try:
         event = Event.from_wire(body)
     except EventValidationError as exc:
-        return _refuse("invalid_event", f"{exc}: {exc.errors}", sender)
+        return Verdict(reason="invalid_event", detail=f"{exc}: {exc.errors}", sender=sender,
+                       body=body)
     if event.city != sender or not event.source.startswith(f"{sender}/"):
-        return _refuse("impersonation", f"{sender} sent an event of {event.source}", sender)
+        return Verdict(reason="impersonation", detail=f"{sender} sent an event of "
+                                                      f"{event.source}", sender=sender, body=body)
     if event.type not in partner.allowed_types:
-        return _refuse("type_not_allowed", f"{sender} may not send {event.type}", sender)
-    return Verdict(event=event, sender=sender)
+        return Verdict(reason="type_not_allowed", detail=f"{sender} may not send {event.type}",
+                       sender=sender, body=body)
+    return Verdict(event=event, sender=sender, body=body)
 
 
 def valid_city(city: str) -> bool:

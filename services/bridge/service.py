@@ -97,7 +97,8 @@ class BridgeService(Observable):
                 outcomes.append(Refusal(whole.reason, whole.detail))
                 continue
             parts = []
-            for verdict, body in zip(verdicts, _events_of(envelope), strict=True):
+            for verdict in verdicts:
+                body = verdict.body
                 if verdict.accepted and verdict.event.id in fresh:
                     fresh.discard(verdict.event.id)  # a second copy in the batch is a replay
                     forwarded.append(body)
@@ -141,11 +142,6 @@ class BridgeService(Observable):
         for row in rows:
             row.update(state.get(row["city"], {"link": "unknown", "backlog": None}))
         return rows
-
-
-def _events_of(envelope: dict) -> list[dict]:
-    return envelope["events"] if envelope.get("v") == signing.BUNDLE_VERSION else [
-        envelope["event"]]
 
 
 _publishers: dict = {}

@@ -72,7 +72,7 @@ def _apply(engine, body: bytes, city: str, partners) -> bool:
             if not verdict.accepted:
                 record_refused(conn, verdict.sender, verdict.reason, verdict.detail, None)
                 continue
-            event = verdict.event.to_wire()
+            event = verdict.body  # exactly as received, as the running bridge forwards it
             claimed = conn.execute(pg_insert(inbox).values(
                 event_id=event["id"], handler="receive", type=event["type"])
                 .on_conflict_do_nothing().returning(inbox.c.event_id)).first()
