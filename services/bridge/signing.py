@@ -92,18 +92,19 @@ def iso_now() -> str:
 
 def sign(key: SigningKey, sender: str, destination: str, event: dict,
          sent_at: str | None = None) -> dict:
-    envelope = {"v": WIRE_VERSION, "from": sender, "to": destination,
-                "sent_at": sent_at or iso_now(), "kid": key.kid, "event": event}
-    envelope["sig"] = base64.b64encode(key.private.sign(canonical(envelope))).decode()
-    return envelope
+    return _signed(key, {"v": WIRE_VERSION, "from": sender, "to": destination,
+                         "sent_at": sent_at or iso_now(), "kid": key.kid, "event": event})
 
 
 def sign_bundle(key: SigningKey, sender: str, destination: str, events: list[dict],
                 sent_at: str | None = None) -> dict:
-    bundle = {"v": BUNDLE_VERSION, "from": sender, "to": destination,
-              "sent_at": sent_at or iso_now(), "kid": key.kid, "events": events}
-    bundle["sig"] = base64.b64encode(key.private.sign(canonical(bundle))).decode()
-    return bundle
+    return _signed(key, {"v": BUNDLE_VERSION, "from": sender, "to": destination,
+                         "sent_at": sent_at or iso_now(), "kid": key.kid, "events": events})
+
+
+def _signed(key: SigningKey, unsigned: dict) -> dict:
+    """`unsigned` with `sig`: Ed25519 over the canonical JSON of all its fields."""
+    return {**unsigned, "sig": base64.b64encode(key.private.sign(canonical(unsigned))).decode()}
 
 
 def verify_signature(envelope: dict, public: Ed25519PublicKey) -> bool:

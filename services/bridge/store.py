@@ -71,9 +71,6 @@ class Signer(DependencyProvider):
     def get_dependency(self, worker_ctx):
         return self
 
-    def sign(self, destination: str, event_wire: dict) -> dict:
-        return signing.sign(self.key, self.city, destination, event_wire)
-
     def sign_bundle(self, destination: str, event_wires: list[dict]) -> dict:
         return signing.sign_bundle(self.key, self.city, destination, event_wires)
 
