@@ -86,29 +86,28 @@ class LeadsService(Observable):
         """A muck-truck alert raised by this city's transport service becomes a lead through the
         normal submit path (dedup, routing, handover to the city where it happened)."""
         lead = domain.lead_from_transport_alert(event.data, setting("CITY"))
-        if lead is None:
-            return
-        try:
-            self._store().submit(domain.TRANSPORT_CALLER, load(LeadSubmissionSchema, lead))
-        except (InvalidInput, OutsideJurisdiction) as exc:
-            log.warning("transport alert not turned into a lead", alert_id=event.subject,
-                        error=str(exc))
+        if lead is not None:
+            self._submit_found(domain.TRANSPORT_CALLER, [lead])
 
     @event_handler("jointops", "jointops.report_filed")
     def on_jointops_report(self, event: Event) -> None:
         """Each violation of a checkpoint report filed here becomes a lead through the normal
         path (routed here or handed over to the city where it happened). Officers found each
         offence themselves, by plate: no merging into a nearby lead."""
-        if event.city != setting("CITY"):
-            return
+        if event.city == setting("CITY"):
+            self._submit_found(domain.JOINTOPS_CALLER, domain.leads_from_report(event.data),
+                               deduplicate=False)
+
+    def _submit_found(self, caller: dict, found: list[dict], deduplicate: bool = True) -> None:
+        """Leads another service of this city found (a truck alert, a checkpoint's violations),
+        each through the normal submit path; one that cannot be a lead is logged, not retried."""
         store = self._store()
-        for lead in domain.leads_from_report(event.data):
+        for lead in found:
             try:
-                store.submit(domain.JOINTOPS_CALLER, load(LeadSubmissionSchema, lead),
-                             deduplicate=False)
+                store.submit(caller, load(LeadSubmissionSchema, lead), deduplicate=deduplicate)
             except (InvalidInput, OutsideJurisdiction) as exc:
-                log.warning("violation not turned into a lead", violation_id=lead["source_ref"],
-                            error=str(exc))
+                log.warning("not turned into a lead", source=caller["org_id"],
+                            source_ref=lead["source_ref"], error=str(exc))
 
     # handovers we received and have not decided on in time -------------------------------
     @timer("HANDOVER_SCAN_SECONDS", 30.0)
